@@ -1,0 +1,23 @@
+"""The ``citywatch`` command: one sub-command group per service, each in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from citywatch import cli_devices, cli_ingest, cli_run, cli_sim
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="CityWatch: city infrastructure monitoring.")
+app.add_typer(cli_devices.app, name="devices", help="Asset registry: import, export, list.")
+app.add_typer(cli_sim.app, name="sim", help="Simulated city: generate an inventory, run it live.")
+app.add_typer(cli_ingest.app, name="ingest", help="MQTT to InfluxDB ingest worker and its dead-letter store.")
+app.command("run")(cli_run.run)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
