@@ -1,0 +1,333 @@
+"""The ingest worker (adapter): paho-mqtt in, durable writes out, acknowledgements back.
+
+Threads, each with one job:
+- paho's network thread decodes each message (pure ``devices.contract.decode``) into the open batch;
+- the flush thread writes a due batch durably, records its rejections, then acknowledges its messages;
+- the replay thread drains the spool when InfluxDB is back;
+- the housekeeping thread reloads the device directory and writes self-metrics.
+
+Acknowledgement is manual (paho ``manual_ack=True``): a QoS 1 message that was never acknowledged is
+redelivered by the broker when the session resumes, so a crash between receipt and durability loses
+nothing. The session is persistent (MQTT 5 clean_start=False with a session expiry; 3.1.1
+clean_session=False) and the subscription shared (``$share/<group>/...``), so N workers split one stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import unquote, urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices import topics
+from devices.contract import DeviceRef, Rejection, RejectReason, decode
+from ingest import IngestError
+from ingest.batching import Batch
+from ingest.deadletter import DeadLetterStore
+from ingest.influx import InfluxV1
+from ingest.lineproto import reading_line
+from ingest.metrics import IngestMetrics
+from ingest.settings import IngestSettings
+from ingest.spool import Spool
+from ingest.writer import DurableWriter, ShuttingDown
+
+log = logging.getLogger(__name__)
+
+DirectorySource = Callable[[], Mapping[str, DeviceRef]]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttTarget:
+        parts = urlparse(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"MQTT URL {url!r}: scheme must be mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        mqtt_target: MqttTarget,
+        influx: InfluxV1,
+        directory_source: DirectorySource,
+        var_dir: Path,
+    ) -> None:
+        """The worker owns ``influx`` from here on and closes it when it stops."""
+        self.settings = settings
+        self.mqtt_target = mqtt_target
+        self.influx = influx
+        self._directory_source = directory_source
+        self._directory: Mapping[str, DeviceRef] = {}
+        self._limits = settings.limits()
+        self._policy = settings.batch_policy()
+        self.metrics = IngestMetrics(settings.client_id)
+        self.dead_letters = DeadLetterStore(
+            settings.deadletter_file(var_dir), settings.client_id, settings.deadletter_max_rows
+        )
+        self.stopping = threading.Event()
+        self.spool = Spool(settings.spool_path(var_dir), settings.spool_max_bytes)
+        self.writer = DurableWriter(
+            influx,
+            self.spool,
+            self.dead_letters,
+            retry_budget_s=settings.retry_budget_s,
+            stopping=self.stopping,
+        )
+        self.connected = threading.Event()
+        self._closing = False
+        self._cond = threading.Condition()
+        self._batch = Batch(opened_at=time.monotonic())
+        self._batch_payloads: list[tuple[int, bytes]] = []  # (first rejection index, payload) per message
+        self._threads: list[threading.Thread] = []
+        self._client = self._make_client()
+        self._metrics_server: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._directory = self._directory_source()
+        self.influx.create_database()
+        if self.settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            self._metrics_server, _ = start_http_server(
+                self.settings.metrics_port, self.settings.metrics_host, registry=self.metrics.registry
+            )
+        for name, target in (
+            ("flush", self._flush_loop),
+            ("replay", self._replay_loop),
+            ("housekeeping", self._housekeeping_loop),
+        ):
+            thread = threading.Thread(target=target, name=f"{self.settings.client_id}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        t = self.mqtt_target
+        props: Properties | None = None
+        if self.settings.mqtt_protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.session_expiry_s
+            props.ReceiveMaximum = self.settings.receive_maximum
+            self._client.connect_async(t.host, t.port, keepalive=30, clean_start=False, properties=props)
+        else:
+            self._client.connect_async(t.host, t.port, keepalive=30)
+        self._client.loop_start()
+        log.info(
+            "ingest %s started: %s:%d, %d devices known",
+            self.settings.client_id,
+            t.host,
+            t.port,
+            len(self._directory),
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Write and acknowledge what was received, then disconnect (the session stays on the broker)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._threads:
+            self._threads[0].join(timeout)  # the flush thread: the last batch is written and acknowledged
+        self.stopping.set()
+        for thread in self._threads[1:]:
+            thread.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        self.dead_letters.close()
+        self.influx.close()
+        log.info("ingest %s stopped", self.settings.client_id)
+
+    # -- MQTT -------------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.settings.mqtt_protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if self.mqtt_target.username:
+            client.username_pw_set(self.mqtt_target.username, self.mqtt_target.password)
+        if self.mqtt_target.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        filters = [(f"$share/{self.settings.share_group}/{f}", 1) for f in topics.INGEST_FILTERS]
+        client.subscribe(filters)
+        self.connected.set()
+        log.info("connected to broker, subscribed to %s", ", ".join(f for f, _ in filters))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        self.connected.clear()
+        if not self._closing:
+            log.warning("disconnected from broker (%s); paho reconnects", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now_ms = _now_ms()
+        payload = bytes(msg.payload)
+        try:
+            decoded = decode(msg.topic, payload, now_ms, self._directory, self._limits)
+            lines = [reading_line(r) for r in decoded.readings]
+            rejections = decoded.rejections
+            oldest = min((r.ts_ms for r in decoded.readings), default=None)
+        except Exception as exc:  # a bug must cost one message, never the worker
+            log.exception("could not decode a message on %s", msg.topic)
+            lines, oldest = [], None
+            rejections = (Rejection(RejectReason.BAD_SCHEMA, f"decoder failed: {exc!r}", msg.topic),)
+        self.metrics.messages.inc()
+        self.metrics.received.inc(len(lines) + len(rejections))
+        for r in rejections:
+            self.metrics.reject(r.reason)
+        with self._cond:
+            if self._closing:
+                return  # not acknowledged: the broker redelivers it to the next session
+            if self._batch.messages == 0:
+                self._batch.opened_at = time.monotonic()
+            if rejections:
+                self._batch_payloads.append((len(self._batch.rejections), payload[:2048]))
+            self._batch.add(lines, rejections, msg.mid, oldest)
+            if self._batch.is_full(self._policy):
+                self._cond.notify_all()
+
+    # -- flushing ---------------------------------------------------------------------------------
+    def _take_due_batch(self) -> tuple[Batch, list[tuple[int, bytes]]] | None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._batch.is_due(now, self._policy) or (self._closing and self._batch.messages):
+                    batch, payloads = self._batch, self._batch_payloads
+                    self._batch, self._batch_payloads = Batch(opened_at=now), []
+                    return batch, payloads
+                if self._closing:
+                    return None
+                wait = self._policy.max_age_s - (now - self._batch.opened_at) if self._batch.messages else 0.5
+                self._cond.wait(max(0.005, wait))
+
+    def _flush_loop(self) -> None:
+        while True:
+            taken = self._take_due_batch()
+            if taken is None:
+                return
+            batch, payloads = taken
+            try:
+                self._flush(batch, payloads)
+            except ShuttingDown:
+                log.warning(
+                    "stopped with %d messages unacknowledged; the broker redelivers them", batch.messages
+                )
+                return
+
+    def _flush(self, batch: Batch, payloads: list[tuple[int, bytes]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                report = self.writer.write(batch.lines)
+                excerpts = _excerpts(len(batch.rejections), payloads)
+                self.dead_letters.record(batch.rejections, _now_ms(), excerpts)
+                break
+            except ShuttingDown:
+                raise
+            except (IngestError, OSError) as exc:  # spool or dead-letter store unwritable: keep unacked
+                attempt += 1
+                log.error("batch of %d messages not durable yet (%s); retrying", batch.messages, exc)
+                if self.stopping.wait(min(30.0, 0.5 * attempt)):
+                    raise ShuttingDown("stopping") from exc
+        for mid in batch.acks:
+            self._client.ack(mid, 1)
+        self.metrics.written.inc(report.written)
+        self.metrics.spooled.inc(report.spooled)
+        if report.dead:
+            self.metrics.reject(RejectReason.DB_REJECTED, report.dead)
+        if batch.oldest_ts_ms is not None:
+            lag = (_now_ms() - batch.oldest_ts_ms) / 1000
+            self.metrics.lag.observe(lag)
+            self.metrics.last_lag_s = lag
+
+    # -- background -------------------------------------------------------------------------------
+    def _replay_loop(self) -> None:
+        while not self.stopping.is_set():
+            before = self.writer.replayed
+            if self.writer.replay_once():
+                self.metrics.replayed.inc(self.writer.replayed - before)
+                self.metrics.written.inc(self.writer.replayed - before)
+                continue
+            self.stopping.wait(0.2 if self.spool.is_empty() else 1.0)
+
+    def _housekeeping_loop(self) -> None:
+        next_metrics = next_directory = time.monotonic()
+        while not self.stopping.wait(0.5):
+            now = time.monotonic()
+            self.metrics.spool_bytes.set(self.spool.nbytes)
+            if now >= next_directory:
+                next_directory = now + self.settings.directory_refresh_s
+                try:
+                    self._directory = self._directory_source()
+                except Exception:
+                    log.exception("could not reload the device directory; keeping the old one")
+            if now >= next_metrics:
+                next_metrics = now + self.settings.self_metrics_interval_s
+                try:
+                    self.influx.write(self.metrics.line(_now_ms()).encode())
+                except IngestError as exc:
+                    log.debug("self-metrics not written: %s", exc)
+
+    def reload_directory(self) -> None:
+        self._directory = self._directory_source()
+
+
+def _excerpts(count: int, payloads: list[tuple[int, bytes]]) -> list[str | None]:
+    """The message payload excerpt for each rejection (rejections of one message share it)."""
+    out: list[str | None] = [None] * count
+    starts = [*payloads, (count, b"")]
+    for (start, payload), (end, _) in itertools.pairwise(starts):
+        text = payload.decode("utf-8", errors="replace")
+        for i in range(start, end):
+            out[i] = text
+    return out
