@@ -68,7 +68,7 @@ _LAMP = (
     _b("lamp_on", "relay commanded on"),
     _i("dim_level", "%", 0, 100, "dim level, 0 is off (LwM2M 3418 / DALI-2 part 253)"),
     _f("burning_hours", "h", 0, 1e6, "cumulative lamp burning hours"),
-    _i("switch_count", "", 0, 2**40, "cumulative switch counter"),
+    _i("switch_count", "", 0, 1e12, "cumulative switch counter"),
     _f("controller_temp", "°C", -50, 125, "controller temperature"),
     _b("lamp_failure", "controller's lamp-failure flag"),
     _b("relay_failure", "controller's relay-failure flag"),
@@ -122,7 +122,7 @@ _PUMP_STATION = (
             _f(f"pump{n}_current", "A", 0, 2000, f"pump {n} motor current"),
             _f(f"pump{n}_vibration", "mm/s", 0, 100, f"pump {n} vibration velocity (ISO 20816-3)"),
             _f(f"pump{n}_bearing_temp", "°C", -40, 200, f"pump {n} bearing temperature"),
-            _i(f"pump{n}_starts", "", 0, 2**40, f"pump {n} cumulative start counter"),
+            _i(f"pump{n}_starts", "", 0, 1e12, f"pump {n} cumulative start counter"),
         )
     ),
 )

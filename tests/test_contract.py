@@ -199,3 +199,12 @@ def test_every_batch_item_is_either_a_reading_or_a_rejection_at_its_index(items:
     assert len(decoded.readings) + len(rejected) == len(items)
     assert len(set(rejected)) == len(rejected)
     assert all(r.device in DIRECTORY for r in decoded.readings)
+
+
+def test_the_telemetry_doc_lists_exactly_the_fields_in_the_code() -> None:
+    from pathlib import Path
+
+    from devices.contract_doc import field_tables
+
+    doc = (Path(__file__).parent.parent / "docs" / "telemetry.md").read_text()
+    assert field_tables() in doc, "docs/telemetry.md is stale: paste `python -m devices.contract_doc` into it"
