@@ -20,6 +20,8 @@ class CommonSettings(BaseSettings):
     influx_password: str | None = None
     influx_token: str | None = None  # InfluxDB 2.x / 3.x token for the v1-compatible API
     registry_url: str | None = None  # SQLAlchemy URL; default sqlite file under var_dir
+    local_mqtt_port: int | None = None  # port of the broker `citywatch run` starts; None: a free one
+    local_influx_port: int | None = None  # port of the InfluxDB `citywatch run` starts; None: a free one
 
     def registry_sqlalchemy_url(self) -> str:
         return self.registry_url or f"sqlite:///{self.var_dir / 'registry.db'}"

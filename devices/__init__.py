@@ -5,7 +5,8 @@ Imports none of its sibling packages; every other package may import it.
 Exceptions::
 
     DevicesError
-     ├── RegistryError        a registry row or file cannot be accepted
+     ├── RegistryError        a registry file or database cannot be used
+     │    └── AssetError       one asset or file row cannot be accepted (devices.registry)
      └── ContractError        a programming error in building a payload
 """
 

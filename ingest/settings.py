@@ -31,7 +31,8 @@ class IngestSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # Prometheus /metrics; None: off
     self_metrics_interval_s: float = 10.0
-    directory_refresh_s: float = 30.0
+    # Reloading a 1M-device registry costs ~3 s of CPU; a newly commissioned device waits at most this long.
+    directory_refresh_s: float = 60.0
     max_payload_bytes: int = 256 * 1024
     max_batch_readings: int = 5000
     max_future_s: int = 300
