@@ -24,17 +24,18 @@ def escape_tag(value: str) -> str:
     return value.translate(_TAG_ESCAPES)
 
 
-def _field(value: float | int | bool) -> str:
-    kind = type(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return f"{value}i"
-    return repr(value)
-
-
 def reading_line(reading: Reading) -> str:
-    fields = ",".join(f"{name}={_field(value)}" for name, value in reading.fields.items())
+    # Inlined per type rather than a function per field: this runs for every field of every reading.
+    parts = []
+    for name, value in reading.fields.items():
+        kind = type(value)
+        if kind is float:
+            parts.append(f"{name}={value!r}")
+        elif kind is bool:
+            parts.append(f"{name}=true" if value else f"{name}=false")
+        else:
+            parts.append(f"{name}={value}i")
+    fields = ",".join(parts)
     return (
         f"{reading.kind.value},device={reading.device},district={escape_tag(reading.district)} "
         f"{fields},seq={reading.seq}i {reading.ts_ms}"
