@@ -318,3 +318,8 @@ def single_payload(device: str, ts_ms: int, seq: int, fields: Mapping[str, Field
 
 def batch_payload(gateway: str, readings: list[dict[str, object]]) -> bytes:
     return orjson.dumps({"v": CONTRACT_VERSION, "gateway": gateway, "readings": readings})
+
+
+def status_payload(online: bool, ts_ms: int) -> bytes:
+    """The retained payload of a device's or gateway's status topic (its last will says offline)."""
+    return orjson.dumps({"v": CONTRACT_VERSION, "state": "online" if online else "offline", "ts": ts_ms})
