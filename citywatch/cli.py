@@ -8,7 +8,9 @@ import typer
 
 from citywatch import cli_devices, cli_ingest, cli_run, cli_sim
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="CityWatch: city infrastructure monitoring.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="CityWatch: city infrastructure monitoring."
+)
 app.add_typer(cli_devices.app, name="devices", help="Asset registry: import, export, list.")
 app.add_typer(cli_sim.app, name="sim", help="Simulated city: generate an inventory, run it live.")
 app.add_typer(cli_ingest.app, name="ingest", help="MQTT to InfluxDB ingest worker and its dead-letter store.")
@@ -21,6 +23,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DE
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)  # a line per request
 
 
 if __name__ == "__main__":

@@ -1,8 +1,114 @@
-"""`citywatch run`: the whole pipeline on this machine."""
+"""`citywatch run`: the whole pipeline on this machine, with a simulated city.
+
+Starts what is not configured (a local Mosquitto and InfluxDB under ``var/``), makes sure a city exists
+in the asset registry (generating a simulated one the first time), runs the ingest worker and the
+simulator, prints where to look and a one-line live status, and stops everything on Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 
-def run() -> None:
+import typer
+from rich.console import Console
+
+from citywatch.localstack import LocalInfluxDB, LocalMosquitto, free_port
+from citywatch.services import build_ingest_worker
+from citywatch.settings import CommonSettings
+from citywatch.simulated_city import SimulatedCity, ensure_city
+from citywatch.status import StatusLine
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+console = Console(highlight=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    mqtt_url: str
+    influx_url: str
+
+
+@contextlib.contextmanager
+def _services(common: CommonSettings, stack: ExitStack) -> Iterator[Endpoints]:
+    mqtt_url, influx_url = common.mqtt_url, common.influx_url
+    if mqtt_url is None:
+        broker = LocalMosquitto(common.var_dir / "mosquitto", common.local_mqtt_port)
+        stack.enter_context(broker)
+        mqtt_url = broker.url
+    if influx_url is None:
+        influx = LocalInfluxDB(common.var_dir / "influxdb", common.local_influx_port)
+        stack.enter_context(influx)
+        influx_url = influx.url
+    yield Endpoints(mqtt_url, influx_url)
+
+
+def run(
+    lamps: int = typer.Option(2000, min=1, help="Lamps in the simulated city, when a new one is generated."),
+    seed: int = typer.Option(1, help="Seed of the simulated city and its readings."),
+    speed: float = typer.Option(
+        1.0, min=0.01, help="Simulated seconds per wall second (until it catches up)."
+    ),
+    start: str | None = typer.Option(
+        None, help="Simulated start, ISO with offset, e.g. 2026-11-16T00:00:00Z; default now."
+    ),
+    faults: str = typer.Option("random", help="Fault injection: random, none, or a schedule file."),
+    simulate: bool = typer.Option(True, help="Run the simulated city (off: ingest real devices only)."),
+    duration: float | None = typer.Option(
+        None, min=1, help="Stop after this many seconds (default: Ctrl-C)."
+    ),
+) -> None:
     """Run broker, database, ingest and the simulated city on this machine."""
-    raise NotImplementedError
+    common = CommonSettings()
+    ingest_settings = IngestSettings()
+    common.var_dir.mkdir(parents=True, exist_ok=True)
+    if ingest_settings.metrics_port is None:
+        ingest_settings = ingest_settings.model_copy(update={"metrics_port": free_port()})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with ExitStack() as stack, _services(common, stack) as endpoints:
+        inventory = ensure_city(common, lamps, seed, console) if simulate else None
+        worker = build_ingest_worker(common, ingest_settings, endpoints.mqtt_url, endpoints.influx_url)
+        stack.enter_context(worker)
+        sim: SimulatedCity | None = None
+        if inventory is not None:
+            truth = common.var_dir / "truth.jsonl"
+            sim = SimulatedCity(
+                inventory, endpoints.mqtt_url, seed=seed, speed=speed, start=start, faults=faults, truth=truth
+            )
+            stack.callback(sim.stop)
+            sim.start()
+        _print_where_to_look(common, endpoints, ingest_settings, sim)
+        status = StatusLine(worker, sim)
+        deadline = time.monotonic() + duration if duration else None
+        with contextlib.suppress(KeyboardInterrupt):
+            status.run(stop, deadline, live=sys.stdout.isatty())
+        console.print("stopping ...")
+    console.print("stopped")
+
+
+def _print_where_to_look(
+    common: CommonSettings, ep: Endpoints, ingest: IngestSettings, sim: SimulatedCity | None
+) -> None:
+    influx_host_port = ep.influx_url.split("://", 1)[-1].rstrip("/")
+    host, _, port = influx_host_port.partition(":")
+    console.print("[bold]CityWatch is running[/bold] (Ctrl-C stops everything)")
+    console.print(f"  MQTT broker   {ep.mqtt_url}")
+    console.print(f"  InfluxDB      {ep.influx_url}  database {common.influx_db}")
+    query = "SELECT count(seq) FROM lamp GROUP BY district"
+    influx_cli = f"influx -host {host} -port {port or 8086} -database {common.influx_db}"
+    console.print(f"                {influx_cli} -execute '{query}'")
+    console.print(f"  metrics       http://{ingest.metrics_host}:{ingest.metrics_port}/metrics")
+    console.print(f"  registry      {common.registry_sqlalchemy_url()}")
+    console.print("  rejects       citywatch ingest rejects")
+    if sim is not None:
+        console.print(f"  fault truth   {sim.truth_path}")
+        console.print(f"  city          {sim.inventory}")

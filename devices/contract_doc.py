@@ -14,7 +14,13 @@ END = "<!-- fields:end -->"
 def field_tables() -> str:
     out: list[str] = [BEGIN]
     for kind, specs in FIELDS.items():
-        out += ["", f"### `{kind.value}`", "", "| field | type | unit | valid range | meaning |", "|---|---|---|---|---|"]
+        out += [
+            "",
+            f"### `{kind.value}`",
+            "",
+            "| field | type | unit | valid range | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for spec in specs.values():
             if spec.name.startswith("pump") and not spec.name.startswith("pump1_"):
                 continue
@@ -26,4 +32,4 @@ def field_tables() -> str:
 
 
 if __name__ == "__main__":
-    print(field_tables())  # noqa: T201 - a generator's output
+    print(field_tables())

@@ -87,7 +87,7 @@ def worker_env(
         CITYWATCH_INGEST_CLIENT_ID="ingest-crash-test",
         CITYWATCH_INGEST_BATCH_MAX_LINES="500",
     )
-    yield env
+    return env
 
 
 def test_a_worker_killed_mid_stream_and_restarted_later_loses_nothing(
