@@ -219,3 +219,42 @@ def test_two_workers_on_a_shared_subscription_store_every_reading(
         assert count_points(influx_db.url, influx_db.db) == expected
         wrote = (a.metrics.snapshot().written, b.metrics.snapshot().written)
         assert sum(wrote) == expected and min(wrote) > 0, wrote
+
+
+def test_self_metrics_reach_prometheus_and_influxdb(
+    mosquitto: LocalMosquitto, influx_db: DbTarget, city: dict[str, DeviceRef], tmp_path: Path
+) -> None:
+    import httpx
+
+    from citywatch.localstack import free_port
+
+    port = free_port()
+    with make_worker(
+        mosquitto, influx_db.url, influx_db.db, city, tmp_path, metrics_port=port, self_metrics_interval_s=0.2
+    ) as w:
+        wait_until(w.connected.is_set, 10, "connected")
+        bad = encode_reading("LMP-999999", now_ms(), 1, {"active_power": 1.0})
+        publish_all(
+            mosquitto,
+            [*lamp_batches(city, now_ms(), 1), (topics.batch("GW-0000"), batch_payload("GW-0000", [bad]))],
+        )
+        wait_until(lambda: w.metrics.snapshot().written == len(city), 20, "the tick written")
+
+        def scraped() -> str:
+            with httpx.Client(trust_env=False) as client:
+                return client.get(f"http://127.0.0.1:{port}/metrics").text
+
+        def scraped_with_reject() -> str | None:
+            text = scraped()
+            return text if 'reason="unregistered"} 1.0' in text else None
+
+        text = wait_until(scraped_with_reject, 10, "the reject on /metrics")
+        assert f"citywatch_ingest_readings_written_total {float(len(city))}" in text
+        assert "citywatch_ingest_lag_seconds_bucket" in text
+
+        def latest_self_metrics() -> list[object] | None:
+            query = "SELECT last(written), last(rejected_unregistered) FROM citywatch_ingest"
+            rows = influx_rows(influx_db.url, influx_db.db, query)
+            return rows[0][1:] if rows and rows[0][1] == len(city) else None
+
+        assert wait_until(latest_self_metrics, 10, "self-metrics in InfluxDB") == [len(city), 1]
