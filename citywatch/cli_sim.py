@@ -14,12 +14,13 @@ from types import FrameType
 import typer
 
 from citywatch.settings import CommonSettings
+from devices.broker import BrokerAddress, BrokerUrlError
 from firmware_sim import SimError
 from firmware_sim.city import City
 from firmware_sim.faults import FaultInjector, parse_schedule
 from firmware_sim.inventory import generate_city, load_inventory, write_inventory
 from firmware_sim.physics import PhysicsConfig
-from firmware_sim.publisher import BrokerAddress, MqttPublisher
+from firmware_sim.publisher import MqttPublisher
 from firmware_sim.runner import MAX_AGE_S, JsonlTruth, RunOptions, SystemClock, aligned_now, run
 from firmware_sim.simulation import SimConfig, Simulation
 from firmware_sim.weather import RainConfig
@@ -112,7 +113,7 @@ def run_command(
     try:
         address = BrokerAddress.from_url(url)
         city = load_inventory(inventory)
-    except SimError as exc:
+    except (SimError, BrokerUrlError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     config = SimConfig(
         interval_s=interval, physics=PhysicsConfig(rain=RainConfig(events_per_day=rain_per_day))

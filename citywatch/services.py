@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from citywatch.settings import CommonSettings
+from devices.broker import BrokerAddress
 from devices.contract import DeviceRef
 from devices.registry import Registry
 from ingest.influx import InfluxTarget, InfluxV1
 from ingest.settings import IngestSettings
-from ingest.worker import IngestWorker, MqttTarget
+from ingest.worker import IngestWorker
 
 
 def influx_target(common: CommonSettings, url: str) -> InfluxTarget:
@@ -33,7 +34,7 @@ def build_ingest_worker(
     """An ingest worker (not started) reading its device directory from the asset registry."""
     return IngestWorker(
         settings,
-        MqttTarget.from_url(mqtt_url),
+        BrokerAddress.from_url(mqtt_url),
         InfluxV1(influx_target(common, influx_url)),
         lambda: registry_directory(common),
         common.var_dir,

@@ -14,53 +14,17 @@ import os
 import ssl
 import threading
 import zlib
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.broker import BrokerAddress
 from firmware_sim import PublishError
 from firmware_sim.payloads import Message
 
 log = logging.getLogger(__name__)
-
-_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS; ports default to 1883 / 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in _SCHEMES:
-            raise PublishError(f"{url!r}: the scheme must be one of {', '.join(_SCHEMES)}")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise PublishError(f"{url!r}: bad port") from exc
-        if not parts.hostname:
-            raise PublishError(f"{url!r} names no host")
-        tls = _SCHEMES[parts.scheme]
-        return cls(
-            host=parts.hostname,
-            port=port or (8883 if tls else 1883),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password is not None else None,
-            tls=tls,
-        )
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 class MqttPublisher:

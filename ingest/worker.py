@@ -19,10 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices import topics
+from devices.broker import BrokerAddress
 from devices.contract import DeviceRef, Rejection, RejectReason, decode
 from ingest import IngestError
 from ingest.batching import Batch
@@ -46,29 +45,6 @@ log = logging.getLogger(__name__)
 DirectorySource = Callable[[], Mapping[str, DeviceRef]]
 
 
-@dataclass(frozen=True, slots=True)
-class MqttTarget:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> MqttTarget:
-        parts = urlparse(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"MQTT URL {url!r}: scheme must be mqtt:// or mqtts://")
-        tls = parts.scheme in ("mqtts", "ssl")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            tls=tls,
-        )
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -77,7 +53,7 @@ class IngestWorker:
     def __init__(
         self,
         settings: IngestSettings,
-        mqtt_target: MqttTarget,
+        mqtt_target: BrokerAddress,
         influx: InfluxV1,
         directory_source: DirectorySource,
         var_dir: Path,

@@ -208,3 +208,27 @@ def test_the_telemetry_doc_lists_exactly_the_fields_in_the_code() -> None:
 
     doc = (Path(__file__).parent.parent / "docs" / "telemetry.md").read_text()
     assert field_tables() in doc, "docs/telemetry.md is stale: paste `python -m devices.contract_doc` into it"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://127.0.0.1", ("127.0.0.1", 1883, None, None, False)),
+        ("mqtts://dev%40x:p%3Aw@broker.city:9883", ("broker.city", 9883, "dev@x", "p:w", True)),
+        ("tcp://h:1", ("h", 1, None, None, False)),
+    ],
+)
+def test_broker_urls(url: str, expected: tuple[object, ...]) -> None:
+    from devices.broker import BrokerAddress
+
+    a = BrokerAddress.from_url(url)
+    assert (a.host, a.port, a.username, a.password, a.tls) == expected
+    assert "p:w" not in str(a)  # safe to log
+
+
+@pytest.mark.parametrize("url", ["http://h", "mqtt://", "mqtt://h:notaport"])
+def test_bad_broker_urls_say_why(url: str) -> None:
+    from devices.broker import BrokerAddress, BrokerUrlError
+
+    with pytest.raises(BrokerUrlError, match=r"scheme|host|port"):
+        BrokerAddress.from_url(url)

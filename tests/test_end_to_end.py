@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from citywatch.localstack import LocalMosquitto
+from devices.broker import BrokerAddress
 from devices.registry import Registry, import_file
 from firmware_sim.inventory import generate_city, write_inventory
-from firmware_sim.publisher import BrokerAddress, MqttPublisher
+from firmware_sim.publisher import MqttPublisher
 from firmware_sim.runner import publish_readings
 from ingest.influx import InfluxTarget as IngestTarget
 from ingest.influx import InfluxV1
 from ingest.settings import IngestSettings
-from ingest.worker import IngestWorker, MqttTarget
+from ingest.worker import IngestWorker
 from tests.conftest import InfluxTarget
 from tests.mqtt_tools import influx_rows
 from tests.waiting import wait_until
@@ -54,7 +55,7 @@ def test_the_simulator_publishes_k_readings_and_exactly_k_are_queryable(
     settings = IngestSettings(client_id="e2e", batch_max_age_s=0.05)
     worker = IngestWorker(
         settings,
-        MqttTarget.from_url(mosquitto.url),
+        BrokerAddress.from_url(mosquitto.url),
         InfluxV1(IngestTarget(influx_db.url, influx_db.db)),
         lambda: directory,
         tmp_path / "var",

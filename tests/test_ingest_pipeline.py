@@ -10,10 +10,11 @@ import pytest
 
 from citywatch.localstack import LocalInfluxDB, LocalMosquitto
 from devices import topics
+from devices.broker import BrokerAddress
 from devices.contract import DeviceRef, batch_payload, encode_reading, single_payload
 from ingest.influx import InfluxTarget, InfluxV1
 from ingest.settings import IngestSettings
-from ingest.worker import IngestWorker, MqttTarget
+from ingest.worker import IngestWorker
 from tests.conftest import InfluxTarget as DbTarget
 from tests.mqtt_tools import count_points, influx_rows, lamp_batches, lamp_city, publish_all
 from tests.waiting import wait_until
@@ -37,7 +38,7 @@ def make_worker(
     settings = IngestSettings(client_id=client_id, retry_budget_s=0.5, batch_max_age_s=0.05, **overrides)  # type: ignore[arg-type]
     return IngestWorker(
         settings,
-        MqttTarget.from_url(broker.url),
+        BrokerAddress.from_url(broker.url),
         InfluxV1(InfluxTarget(influx_url, db, timeout_s=2.0)),
         lambda: directory,  # the registry's part is tested in test_registry.py
         var_dir,
