@@ -145,6 +145,7 @@ class IngestWorker:
         self._client.loop_stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         self.dead_letters.close()
         self.influx.close()
         log.info("ingest %s stopped", self.settings.client_id)
