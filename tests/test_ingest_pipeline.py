@@ -191,14 +191,15 @@ def test_influxdb_down_mid_stream_loses_nothing(
         assert w.metrics.snapshot().replayed == 5 * len(city)
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_a_stopped_worker_finds_what_was_published_meanwhile(
-    mosquitto: LocalMosquitto, influx_db: DbTarget, city: dict[str, DeviceRef], tmp_path: Path
+    protocol: str, mosquitto: LocalMosquitto, influx_db: DbTarget, city: dict[str, DeviceRef], tmp_path: Path
 ) -> None:
     start = now_ms() - 20 * 60_000
-    with make_worker(mosquitto, influx_db.url, influx_db.db, city, tmp_path) as w:
+    with make_worker(mosquitto, influx_db.url, influx_db.db, city, tmp_path, mqtt_protocol=protocol) as w:
         wait_until(w.connected.is_set, 10, "connected")
     publish_all(mosquitto, [m for t in range(8) for m in lamp_batches(city, start + t * 60_000, t)])
-    with make_worker(mosquitto, influx_db.url, influx_db.db, city, tmp_path) as w:
+    with make_worker(mosquitto, influx_db.url, influx_db.db, city, tmp_path, mqtt_protocol=protocol) as w:
         wait_until(
             lambda: count_points(influx_db.url, influx_db.db) == 8 * len(city), 30, "the queued readings"
         )
