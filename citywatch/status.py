@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,7 +64,9 @@ class StatusLine:
 
     def run(self, stop: threading.Event, deadline: float | None, *, live: bool) -> None:
         """Refresh every second on a terminal, print a line every 10 s otherwise, until stop or deadline."""
-        before = self._sample()
+        # Rates over the last minute: devices report once a minute, so a one-second rate would flicker
+        # between a burst and zero.
+        window: deque[Sample] = deque([self._sample()])
         period = 1.0 if live else 10.0
         with (
             Live(Text("starting ..."), console=self.console, auto_refresh=False, transient=False)
@@ -72,8 +75,10 @@ class StatusLine:
         ):
             while not stop.wait(period):
                 now = self._sample()
-                line = format_status(now, before, self.sim.sim_time if self.sim else None)
-                before = now
+                while len(window) > 1 and now.at - window[1].at >= 60.0:
+                    window.popleft()
+                line = format_status(now, window[0], self.sim.sim_time if self.sim else None)
+                window.append(now)
                 if live:
                     view.update(Text(line), refresh=True)
                 else:
