@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from devices.registry import CSV_HEADER, Registry, export_file, import_file
+from devices.assets import CSV_HEADER
+from devices.registry import Registry
+from devices.registry_files import export_file, import_file
 
 T = TypeVar("T")
 GATEWAYS = 1000  # one concentrator per ~1000 lamps

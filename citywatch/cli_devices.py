@@ -15,7 +15,9 @@ from rich.text import Text
 
 from citywatch.settings import CommonSettings
 from devices import RegistryError
-from devices.registry import KINDS, ImportSummary, Registry, export_file, import_file
+from devices.assets import KINDS
+from devices.registry import Registry
+from devices.registry_files import ImportSummary, export_file, import_file
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -13,7 +13,8 @@ from rich.progress import Progress
 from citywatch.cli_sim import fault_injector, parse_start
 from citywatch.settings import CommonSettings
 from devices.broker import BrokerAddress
-from devices.registry import Registry, import_file
+from devices.registry import Registry
+from devices.registry_files import import_file
 from firmware_sim.inventory import generate_city, load_inventory, write_inventory
 from firmware_sim.payloads import Message, MessageSink
 from firmware_sim.publisher import MqttPublisher

@@ -6,7 +6,7 @@ Exceptions::
 
     DevicesError
      ├── RegistryError        a registry file or database cannot be used
-     │    └── AssetError       one asset or file row cannot be accepted (devices.registry)
+     │    └── AssetError       one asset or file row cannot be accepted (devices.assets)
      └── ContractError        a programming error in building a payload
 """
 

@@ -1,6 +1,6 @@
 """The simulated city's inventory: generate it, write it as the asset registry's CSV, read it back.
 
-The CSV is the registry's import format (``devices.registry``), UTF-8, one asset per row, gateways first::
+The CSV is the registry's import format (``devices.assets``), UTF-8, one asset per row, gateways first::
 
     id,kind,district,road,road_class,grid_cell,circuit,cabinet,gateway,lat,lon,
     rated_power_w,capacity,install_date,crew,params,in_service

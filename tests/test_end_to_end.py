@@ -15,7 +15,8 @@ import pytest
 
 from citywatch.localstack import LocalMosquitto
 from devices.broker import BrokerAddress
-from devices.registry import Registry, import_file
+from devices.registry import Registry
+from devices.registry_files import import_file
 from firmware_sim.inventory import generate_city, write_inventory
 from firmware_sim.publisher import MqttPublisher
 from firmware_sim.runner import publish_readings

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from citywatch.localstack import LocalMosquitto
+from devices.assets import Asset
 from devices.contract import DeviceRef
-from devices.registry import Asset, Registry
+from devices.registry import Registry
 from tests.conftest import InfluxTarget
 from tests.mqtt_tools import count_points, lamp_batches, lamp_city, publish_all
 from tests.waiting import wait_until

@@ -22,24 +22,21 @@ from typer.testing import CliRunner
 
 from citywatch import cli_devices
 from devices import RegistryError
-from devices.contract import DeviceRef
-from devices.kinds import DeviceKind
-from devices.registry import (
+from devices.assets import (
     COLUMNS,
     CSV_HEADER,
     Asset,
     AssetError,
-    Registry,
     RejectCause,
     RowRejection,
-    csv_row,
-    export_file,
-    import_file,
     parse_csv,
     parse_geojson,
     parse_row,
-    upsert_statement,
 )
+from devices.contract import DeviceRef
+from devices.kinds import DeviceKind
+from devices.registry import Registry, upsert_statement
+from devices.registry_files import csv_row, export_file, import_file
 
 GOOD_ROW = {
     "id": "LMP-000001",

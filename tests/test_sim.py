@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices import registry, solar, topics
+from devices import assets, solar, topics
 from devices.contract import Decoded, DeviceRef, Reading, Rejection, decode
 from devices.kinds import DeviceKind
 from firmware_sim import FaultPlanError
@@ -140,12 +140,12 @@ def test_inventory_round_trips_and_the_registry_accepts_it(city: City, tmp_path:
     write_inventory(load_inventory(first), second)
     assert first.read_bytes() == second.read_bytes()
     assert first.read_text(encoding="utf-8").splitlines()[0] == ",".join(COLUMNS)
-    assert tuple(COLUMNS) == registry.COLUMNS
+    assert tuple(COLUMNS) == assets.COLUMNS
     with first.open(encoding="utf-8") as f:
-        parsed = list(registry.parse_csv(f, gateways=set(city.gateways.ids.tolist())))
-    assert [p for p in parsed if isinstance(p, registry.RowRejection)] == []
+        parsed = list(assets.parse_csv(f, gateways=set(city.gateways.ids.tolist())))
+    assert [p for p in parsed if isinstance(p, assets.RowRejection)] == []
     assert len(parsed) == rows
-    kinds = Counter(p.kind for p in parsed if isinstance(p, registry.Asset))
+    kinds = Counter(p.kind for p in parsed if isinstance(p, assets.Asset))
     assert kinds["gateway"] == len(city.gateways) and kinds["lamp"] == 600
 
 
