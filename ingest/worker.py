@@ -18,7 +18,9 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -82,8 +84,12 @@ class IngestWorker:
         self.connected = threading.Event()
         self._closing = False
         self._cond = threading.Condition()
-        self._batch = Batch(opened_at=time.monotonic())
-        self._batch_payloads: list[tuple[int, bytes]] = []  # (first rejection index, payload) per message
+        # Decoded messages waiting to be written, oldest first. A write takes at most one batch's worth
+        # from the head: batches stay at the size InfluxDB handles well however long a write takes, and
+        # the broker's receive maximum bounds what waits here.
+        self._pending: deque[_Pending] = deque()
+        self._pending_lines = 0
+        self._pending_bytes = 0
         self._threads: list[threading.Thread] = []
         self._client = self._make_client()
         self._metrics_server: Any = None
@@ -202,30 +208,51 @@ class IngestWorker:
         self.metrics.received.inc(len(lines) + len(rejections))
         for r in rejections:
             self.metrics.reject(r.reason)
+        excerpt = payload[:2048] if rejections else None
+        entry = _Pending(
+            lines, rejections, msg.mid, oldest, excerpt, time.monotonic(), sum(map(len, lines)) + len(lines)
+        )
         with self._cond:
             if self._closing:
                 return  # not acknowledged: the broker redelivers it to the next session
-            if self._batch.messages == 0:
-                self._batch.opened_at = time.monotonic()
-            if rejections:
-                self._batch_payloads.append((len(self._batch.rejections), payload[:2048]))
-            self._batch.add(lines, rejections, msg.mid, oldest)
-            if self._batch.is_full(self._policy):
+            self._pending.append(entry)
+            self._pending_lines += len(lines)
+            self._pending_bytes += entry.nbytes
+            if self._pending_lines >= self._policy.max_lines or self._pending_bytes >= self._policy.max_bytes:
                 self._cond.notify_all()
 
     # -- flushing ---------------------------------------------------------------------------------
+    def _due(self, now: float) -> bool:
+        if not self._pending:
+            return False
+        return (
+            self._closing
+            or self._pending_lines >= self._policy.max_lines
+            or self._pending_bytes >= self._policy.max_bytes
+            or now - self._pending[0].received_at >= self._policy.max_age_s
+        )
+
     def _take_due_batch(self) -> tuple[Batch, list[tuple[int, bytes]]] | None:
+        """Wait until a batch is due; take at most one batch's worth of messages (at least one)."""
         with self._cond:
             while True:
                 now = time.monotonic()
-                if self._batch.is_due(now, self._policy) or (self._closing and self._batch.messages):
-                    batch, payloads = self._batch, self._batch_payloads
-                    self._batch, self._batch_payloads = Batch(opened_at=now), []
-                    return batch, payloads
+                if self._due(now):
+                    break
                 if self._closing:
                     return None
-                wait = self._policy.max_age_s - (now - self._batch.opened_at) if self._batch.messages else 0.5
+                wait = self._policy.max_age_s - (now - self._pending[0].received_at) if self._pending else 0.5
                 self._cond.wait(max(0.005, wait))
+            batch = Batch(opened_at=self._pending[0].received_at)
+            payloads: list[tuple[int, bytes]] = []  # (first rejection index, payload) per message
+            while self._pending and (batch.messages == 0 or not batch.is_full(self._policy)):
+                entry = self._pending.popleft()
+                self._pending_lines -= len(entry.lines)
+                self._pending_bytes -= entry.nbytes
+                if entry.excerpt is not None:
+                    payloads.append((len(batch.rejections), entry.excerpt))
+                batch.add(entry.lines, entry.rejections, entry.mid, entry.oldest_ts_ms)
+            return batch, payloads
 
     def _flush_loop(self) -> None:
         while True:
@@ -297,6 +324,19 @@ class IngestWorker:
 
     def reload_directory(self) -> None:
         self._directory = self._directory_source()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One decoded message waiting to be written."""
+
+    lines: list[str]
+    rejections: tuple[Rejection, ...]
+    mid: int
+    oldest_ts_ms: int | None
+    excerpt: bytes | None  # the payload's start, kept only when something in it was rejected
+    received_at: float
+    nbytes: int
 
 
 def _excerpts(count: int, payloads: list[tuple[int, bytes]]) -> list[str | None]:
