@@ -111,8 +111,9 @@ class IngestWorker:
             self._metrics_server, _ = start_http_server(
                 self.settings.metrics_port, self.settings.metrics_host, registry=self.metrics.registry
             )
+        flushers = [(f"flush{n}", self._flush_loop) for n in range(1, self.settings.writers + 1)]
         for name, target in (
-            ("flush", self._flush_loop),
+            *flushers,
             ("replay", self._replay_loop),
             ("housekeeping", self._housekeeping_loop),
         ):
@@ -142,10 +143,11 @@ class IngestWorker:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        if self._threads:
-            self._threads[0].join(timeout)  # the flush thread: the last batch is written and acknowledged
+        writers = self.settings.writers
+        for thread in self._threads[:writers]:
+            thread.join(timeout)  # the flush threads: the last batches are written and acknowledged
         self.stopping.set()
-        for thread in self._threads[1:]:
+        for thread in self._threads[writers:]:
             thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
