@@ -790,7 +790,7 @@ def create_ingest_session(b: Bench) -> None:
 class Drain:
     published: Published
     startup_s: float  # worker start to the first stored batch
-    seconds: float  # first stored batch to the last
+    seconds: float  # first stored batch until all were queryable
     cpu_s: float  # the worker's CPU time over ``seconds``
     peak_rss_mb: float
     cpu: dict[str, float]  # % of one core per process over ``seconds``
