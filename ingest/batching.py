@@ -13,6 +13,13 @@ class BatchPolicy:
     max_bytes: int = 4 * 1024 * 1024
     max_age_s: float = 0.25  # bounds the lag a quiet stream adds
 
+    def is_full(self, lines: int, nbytes: int) -> bool:
+        return lines >= self.max_lines or nbytes >= self.max_bytes
+
+    def is_due(self, lines: int, nbytes: int, age_s: float) -> bool:
+        """Whether what waits (``lines`` / ``nbytes``, the oldest ``age_s`` old) should be written now."""
+        return self.is_full(lines, nbytes) or age_s >= self.max_age_s
+
 
 @dataclass(slots=True)
 class Batch:
@@ -27,10 +34,15 @@ class Batch:
     messages: int = 0
 
     def add(
-        self, lines: list[str], rejections: tuple[Rejection, ...], ack: int, oldest_ts_ms: int | None
+        self,
+        lines: list[str],
+        rejections: tuple[Rejection, ...],
+        ack: int,
+        oldest_ts_ms: int | None,
+        nbytes: int | None = None,  # the caller's count, when it has one already
     ) -> None:
         self.lines.extend(lines)
-        self.nbytes += sum(len(line) for line in lines) + len(lines)
+        self.nbytes += nbytes if nbytes is not None else sum(map(len, lines)) + len(lines)
         self.rejections.extend(rejections)
         self.acks.append(ack)
         self.messages += 1
@@ -38,7 +50,7 @@ class Batch:
             self.oldest_ts_ms = oldest_ts_ms
 
     def is_full(self, policy: BatchPolicy) -> bool:
-        return len(self.lines) >= policy.max_lines or self.nbytes >= policy.max_bytes
+        return policy.is_full(len(self.lines), self.nbytes)
 
     def is_due(self, now: float, policy: BatchPolicy) -> bool:
-        return self.messages > 0 and (self.is_full(policy) or now - self.opened_at >= policy.max_age_s)
+        return self.messages > 0 and policy.is_due(len(self.lines), self.nbytes, now - self.opened_at)

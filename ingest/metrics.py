@@ -64,15 +64,18 @@ class IngestMetrics:
             if sample.name.endswith("_total") and sample.value
         }
         return Snapshot(
-            received=int(self.received._value.get()),
-            written=int(self.written._value.get()),
+            received=self._value("readings_received_total"),
+            written=self._value("readings_written_total"),
             rejected=sum(by_reason.values()),
-            spooled=int(self.spooled._value.get()),
-            replayed=int(self.replayed._value.get()),
-            spool_bytes=int(self.spool_bytes._value.get()),
+            spooled=self._value("readings_spooled_total"),
+            replayed=self._value("readings_replayed_total"),
+            spool_bytes=self._value("spool_bytes"),
             lag_s=self.last_lag_s,
             rejected_by_reason=by_reason,
         )
+
+    def _value(self, name: str) -> int:
+        return int(self.registry.get_sample_value(f"citywatch_ingest_{name}") or 0)
 
     def line(self, ts_ms: int) -> str:
         """The snapshot as one InfluxDB point (measurement ``citywatch_ingest``, tag ``worker``)."""

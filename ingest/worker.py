@@ -226,19 +226,15 @@ class IngestWorker:
             self._pending.append(entry)
             self._pending_lines += len(lines)
             self._pending_bytes += entry.nbytes
-            if self._pending_lines >= self._policy.max_lines or self._pending_bytes >= self._policy.max_bytes:
+            if self._policy.is_full(self._pending_lines, self._pending_bytes):
                 self._cond.notify_all()
 
     # -- flushing ---------------------------------------------------------------------------------
     def _due(self, now: float) -> bool:
         if not self._pending:
             return False
-        return (
-            self._closing
-            or self._pending_lines >= self._policy.max_lines
-            or self._pending_bytes >= self._policy.max_bytes
-            or now - self._pending[0].received_at >= self._policy.max_age_s
-        )
+        age_s = now - self._pending[0].received_at
+        return self._closing or self._policy.is_due(self._pending_lines, self._pending_bytes, age_s)
 
     def _take_due_batch(self) -> tuple[Batch, list[tuple[int, bytes]]] | None:
         """Wait until a batch is due; take at most one batch's worth of messages (at least one)."""
@@ -259,7 +255,7 @@ class IngestWorker:
                 self._pending_bytes -= entry.nbytes
                 if entry.excerpt is not None:
                     payloads.append((len(batch.rejections), entry.excerpt))
-                batch.add(entry.lines, entry.rejections, entry.mid, entry.oldest_ts_ms)
+                batch.add(entry.lines, entry.rejections, entry.mid, entry.oldest_ts_ms, entry.nbytes)
             self._cond.notify_all()  # room in the queue for paho's thread
             return batch, payloads
 
