@@ -89,7 +89,9 @@ class Conditions:
 
         def pick(a: npt.ArrayLike, dtype: type) -> npt.NDArray[Any]:
             arr: npt.NDArray[Any] = np.asarray(a, dtype=dtype)
-            return np.broadcast_to(arr, (n,))[active] if arr.ndim == 0 or len(arr) == n else arr
+            if arr.ndim != 0 and arr.shape != (n,):
+                raise RuleConfigError(f"{rule}: a value array of shape {arr.shape} for {n} subjects")
+            return np.broadcast_to(arr, (n,))[active]
 
         return Conditions(
             rule,
@@ -140,6 +142,7 @@ class FindingEvent:
 class _Open:
     subjects: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     findings: dict[int, Finding] = field(default_factory=dict)
+    hold_until: dict[int, int] = field(default_factory=dict)  # restored, not to be cleared before (ms)
 
 
 def utc_text(ms: int) -> str:
@@ -168,7 +171,12 @@ class FindingBook:
         active = cond.active
         events: list[FindingEvent] = []
         gone = np.setdiff1d(held.subjects, active, assume_unique=True)
+        kept: list[int] = []
         for number in gone.tolist():
+            if held.hold_until.get(number, 0) > now_ms:
+                kept.append(number)  # restored after a restart; the rule may not have seen enough yet
+                continue
+            held.hold_until.pop(number, None)
             finding = held.findings.pop(number)
             events.append(FindingEvent(Change.CLEARED, finding, now_ms))
         new_mask = ~np.isin(active, held.subjects, assume_unique=True)
@@ -208,18 +216,31 @@ class FindingBook:
                 )
                 held.findings[number] = finding
                 events.append(FindingEvent(Change.OPENED, finding, now_ms))
-        held.subjects = np.asarray(active, dtype=np.int32).copy()
+        subjects = np.asarray(active, dtype=np.int32)
+        held.subjects = np.union1d(subjects, np.array(kept, dtype=np.int32)) if kept else subjects.copy()
         return events
 
-    def restore(self, findings: Iterable[Finding]) -> None:
-        """Hold ``findings`` open without events (a restart re-reads what was open before it)."""
-        for finding in findings:
+    def adopt(self, restored: Iterable[Finding], hold_until_ms: int) -> list[Finding]:
+        """Take back the findings that were open before a restart, after the state has been replayed.
+
+        A restored finding the replay also opened keeps its original identity (since, explanation) and
+        raises nothing. One the replay did not open stays open, and is not cleared before
+        ``hold_until_ms``: the rule may need more readings than the replay held to see it again. Returns
+        the findings the replay opened that were not open before: they opened while the worker was down
+        and still need their ``opened`` event.
+        """
+        before: set[tuple[str, int]] = set()
+        for finding in restored:
             held = self._open.get(finding.rule)
-            if held is None:
+            if held is None or finding.number < 0:
                 continue
+            before.add((finding.rule, finding.number))
+            if finding.number not in held.findings:
+                held.hold_until[finding.number] = hold_until_ms
             held.findings[finding.number] = finding
         for held in self._open.values():
             held.subjects = np.array(sorted(held.findings), dtype=np.int32)
+        return [f for f in self.open_findings() if (f.rule, f.number) not in before]
 
     def open_subjects(self, rule: str) -> IntArray:
         held = self._open.get(rule)

@@ -121,6 +121,7 @@ class Topology:
     gateways: tuple[str, ...]
     crews: tuple[str, ...]
     tables: Mapping[DeviceKind, Table] = field(default_factory=dict)
+    _lookup: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False)
 
     def table(self, kind: DeviceKind) -> Table:
         return self.tables[kind]
@@ -141,6 +142,26 @@ class Topology:
             DISTRICT: self.districts,
         }.get(subject) or self.tables[DeviceKind(subject)].ids
         return [str(table[i]) if i >= 0 else "" for i in index.tolist()]
+
+    def number(self, subject: str, name: str) -> int:
+        """The number of the subject called ``name`` (the reverse of ``names``), -1 when unknown."""
+        if subject == CITY:
+            return 0
+        if subject in _KIND_VALUES:
+            kind = DeviceKind(subject)
+            return int(self.tables[kind].find([name])[0]) if kind in self.tables else NONE
+        index = self._lookup.get(subject)
+        if index is None:
+            names: Sequence[str] = {
+                CIRCUIT: self.circuits,
+                GATEWAY_SUBJECT: self.gateways,
+                ROAD: self.roads,
+                ROAD_CLASS: ROAD_CLASSES,
+                GRID: self.grid_cells,
+                DISTRICT: self.districts,
+            }.get(subject, ())
+            index = self._lookup[subject] = {n: i for i, n in enumerate(names)}
+        return index.get(name, NONE)
 
     def subject_district(self, subject: str, numbers: npt.ArrayLike) -> list[str]:
         """The district of each subject where it has one (devices, and circuits by their cabinet)."""

@@ -1,8 +1,9 @@
 """`citywatch run`: the whole pipeline on this machine, with a simulated city.
 
 Starts what is not configured (a local Mosquitto and InfluxDB under ``var/``), makes sure a city exists
-in the asset registry (generating a simulated one the first time), runs the ingest worker and the
-simulator, prints where to look and a one-line live status, and stops everything on Ctrl-C.
+in the asset registry (generating a simulated one the first time), runs the ingest worker, the analytics
+worker and the simulator, prints where to look and a one-line live status (with the city's lighting rate
+and open findings), and stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
+from analytics.settings import AnalyticsSettings
 from citywatch.localstack import LocalInfluxDB, LocalMosquitto, free_port
-from citywatch.services import build_ingest_worker
+from citywatch.services import build_analytics_worker, build_ingest_worker
 from citywatch.settings import CommonSettings
 from citywatch.simulated_city import SimulatedCity, ensure_city
 from citywatch.status import StatusLine
@@ -66,7 +68,7 @@ def run(
         None, min=1, help="Stop after this many seconds (default: Ctrl-C)."
     ),
 ) -> None:
-    """Run broker, database, ingest and the simulated city on this machine."""
+    """Run broker, database, ingest, analytics and the simulated city on this machine."""
     common = CommonSettings()
     ingest_settings = IngestSettings()
     common.var_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,14 @@ def run(
         inventory = ensure_city(common, lamps, seed, console) if simulate else None
         worker = build_ingest_worker(common, ingest_settings, endpoints.mqtt_url, endpoints.influx_url)
         stack.enter_context(worker)
+        analytics_settings = AnalyticsSettings()
+        if simulate and (speed != 1.0 or start is not None):
+            # The simulated past replays faster than real time: judge it by its own clock.
+            analytics_settings = analytics_settings.model_copy(update={"clock": "data"})
+        analytics = build_analytics_worker(
+            common, analytics_settings, endpoints.mqtt_url, endpoints.influx_url
+        )
+        stack.enter_context(analytics)
         sim: SimulatedCity | None = None
         if inventory is not None:
             truth = common.var_dir / "truth.jsonl"
@@ -87,7 +97,7 @@ def run(
             stack.callback(sim.stop)
             sim.start()
         _print_where_to_look(common, endpoints, ingest_settings, sim)
-        status = StatusLine(worker, sim)
+        status = StatusLine(worker, sim, analytics)
         deadline = time.monotonic() + duration if duration else None
         with contextlib.suppress(KeyboardInterrupt):
             status.run(stop, deadline, live=sys.stdout.isatty())
@@ -109,6 +119,10 @@ def _print_where_to_look(
     console.print(f"  metrics       http://{ingest.metrics_host}:{ingest.metrics_port}/metrics")
     console.print(f"  registry      {common.registry_sqlalchemy_url()}")
     console.print("  rejects       citywatch ingest rejects")
+    findings = "SELECT * FROM finding ORDER BY time DESC LIMIT 20"
+    console.print(f"  findings      {influx_cli} -execute '{findings}'")
+    rates = "SELECT last(lighting_rate) FROM kpi WHERE scope = 'district' GROUP BY scope_id"
+    console.print(f'  rates         {influx_cli} -execute "{rates}"')
     if sim is not None:
         console.print(f"  fault truth   {sim.truth_path}")
         console.print(f"  city          {sim.inventory}")

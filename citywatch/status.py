@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from analytics.worker import AnalyticsSnapshot
 from ingest.metrics import Snapshot
 from ingest.worker import IngestWorker
 
@@ -31,7 +33,24 @@ class Sample:
     ingest: Snapshot
 
 
-def format_status(now: Sample, before: Sample, sim_time: float | None) -> str:
+def analytics_part(a: AnalyticsSnapshot) -> str:
+    """The analytics half of the line: the city's lighting rate and what is open."""
+    if a.state != "running":
+        return f"analytics {a.state}"
+    if math.isnan(a.lighting_rate):
+        rate = "lighting rate - (nothing due)"
+    else:
+        rate = f"lighting {100 * a.lighting_rate:.2f}%"
+        if not math.isnan(a.lighting_rate_lower):
+            rate += f" (>= {100 * a.lighting_rate_lower:.2f}%)"
+    total = sum(a.open_findings.values())
+    top = ", ".join(f"{k} {v}" for k, v in sorted(a.open_findings.items(), key=lambda kv: -kv[1])[:3])
+    return f"{rate} | findings {total} open" + (f" ({top})" if top else "")
+
+
+def format_status(
+    now: Sample, before: Sample, sim_time: float | None, analytics: AnalyticsSnapshot | None = None
+) -> str:
     """One line: pure, so it can be tested."""
     dt = max(1e-9, now.at - before.at)
     pub_rate = (now.published - before.published) / dt
@@ -47,15 +66,24 @@ def format_status(now: Sample, before: Sample, sim_time: float | None) -> str:
         f"lag {s.lag_s:.2f} s",
         f"spool {s.spool_bytes / 1e6:.1f} MB",
     ]
+    if analytics is not None:
+        parts.append(analytics_part(analytics))
     if sim_time is not None:
         parts.append("sim " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(sim_time)) + "Z")
     return " | ".join(parts)
 
 
+class Analysing(Protocol):
+    def snapshot(self) -> AnalyticsSnapshot: ...
+
+
 class StatusLine:
-    def __init__(self, worker: IngestWorker, sim: Publishing | None) -> None:
+    def __init__(
+        self, worker: IngestWorker, sim: Publishing | None, analytics: Analysing | None = None
+    ) -> None:
         self.worker = worker
         self.sim = sim
+        self.analytics = analytics
         self.console = Console(highlight=False)
 
     def _sample(self) -> Sample:
@@ -77,7 +105,12 @@ class StatusLine:
                 now = self._sample()
                 while len(window) > 1 and now.at - window[1].at >= 60.0:
                     window.popleft()
-                line = format_status(now, window[0], self.sim.sim_time if self.sim else None)
+                line = format_status(
+                    now,
+                    window[0],
+                    self.sim.sim_time if self.sim else None,
+                    self.analytics.snapshot() if self.analytics is not None else None,
+                )
                 window.append(now)
                 if live:
                     view.update(Text(line), refresh=True)

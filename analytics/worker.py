@@ -1,0 +1,322 @@
+"""The analytics worker (adapter): MQTT telemetry in, the engine evaluated every tick, findings and KPIs out.
+
+It subscribes to the telemetry and gateway-batch topics on its own (not the ingest's shared group): every
+partition worker sees the whole stream and keeps its own devices' readings (the decoder's directory holds
+only the partition's devices; the others are counted as foreign). Delivery is QoS 1 with a clean session:
+what the worker misses while it is down is in InfluxDB, and a start replays it from there:
+
+1. subscribe (messages wait in a bounded queue),
+2. read the findings that were open (their last point in ``finding`` says open),
+3. replay the recent telemetry of the partition through the engine, slice by slice, in data time,
+4. adopt the restored findings (nothing raised twice; what opened while down is raised now),
+5. then every ``tick_s``: decode the queue, ingest, evaluate, write findings and (every ``kpi_every_s``)
+   KPIs. Readings the replay already applied come again from the queue and are dropped as stale.
+
+The paho thread only queues raw messages; decoding and evaluation run on the worker's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
+
+import numpy as np
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from analytics.engine import Engine, KpiTable, TickResult
+from analytics.findings import Change, FindingEvent
+from analytics.settings import AnalyticsSettings
+from analytics.state import batches_from_readings
+from analytics.store import AnalyticsStore
+from devices import topics
+from devices.broker import BrokerAddress
+from devices.contract import DeviceRef, Limits, Reading, decode
+from ingest import InfluxError
+from ingest.influx import InfluxV1
+
+log = logging.getLogger(__name__)
+
+STATUS_FILTER = f"{topics.ROOT}/gw/+/status"
+
+
+class GatewayStatusSink(Protocol):
+    def gateway_status(self, gateway: int, online: bool, ts_ms: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsSnapshot:
+    """What the status line and the self-metrics show."""
+
+    state: str  # "restoring", "running", "stopped"
+    lighting_rate: float  # city, observed; NaN when nothing is due or not yet computed
+    lighting_rate_lower: float
+    open_findings: Mapping[str, int]  # by rule
+    readings: int
+    stale: int
+    foreign: int
+    dropped: int  # raw messages dropped because the queue was full
+    tick_ms: float  # last evaluation's duration
+    data_time_ms: int
+
+
+@dataclass(slots=True)
+class _Counters:
+    readings: int = 0
+    stale: int = 0
+    foreign: int = 0
+    dropped: int = 0
+    tick_ms: float = 0.0
+    lighting: tuple[float, float] = (float("nan"), float("nan"))
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+
+class AnalyticsWorker:
+    """One partition's analytics: a context manager that owns its MQTT client and InfluxDB client."""
+
+    def __init__(
+        self,
+        settings: AnalyticsSettings,
+        broker: BrokerAddress,
+        influx: InfluxV1,
+        engine: Engine,
+        directory: Mapping[str, DeviceRef],
+        *,
+        gateway_sink: GatewayStatusSink | None = None,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.influx = influx
+        self.engine = engine
+        self.directory = directory
+        self.gateway_sink = gateway_sink
+        self.wall_ms = wall_ms
+        self.store = AnalyticsStore(influx, settings.partition, engine.rule_catalogue)
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+        self._counters = _Counters()
+        self._state = "starting"
+        self._watermark_ms = 0
+        self._last_kpi_ms = 0
+        self.restored = threading.Event()
+        self.ticks = 0
+        self.error: BaseException | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        b = self.broker
+        self._client.connect_async(b.host, b.port, keepalive=30)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name=f"{self.settings.client_id}-eval", daemon=True)
+        self._thread.start()
+        log.info("analytics %s (partition %s) starting", self.settings.client_id, self.settings.partition)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.store.flush_findings()
+        self.influx.close()
+        self._state = "stopped"
+        log.info("analytics %s stopped", self.settings.client_id)
+
+    # -- MQTT ---------------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.settings.mqtt_protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        if self.broker.username:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        client.subscribe([(f, 1) for f in (*topics.INGEST_FILTERS, STATUS_FILTER)])
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            if len(self._queue) >= self.settings.queue_max_messages:
+                self._queue.popleft()  # the reading is in InfluxDB; only this worker's live view misses it
+                self._counters.dropped += 1
+            self._queue.append((msg.topic, bytes(msg.payload)))
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._restore()
+        except InfluxError as exc:
+            log.error("could not rebuild state from InfluxDB, starting empty: %s", exc)
+        self._state = "running"
+        self.restored.set()
+        while not self._stop.wait(self.settings.tick_s):
+            try:
+                self.step()
+            except Exception as exc:  # one bad tick must not stop the worker
+                self.error = exc
+                log.exception("analytics tick failed")
+
+    def step(self) -> TickResult:
+        """Decode what is queued, ingest it, evaluate once, write what came out."""
+        with self._lock:
+            messages = list(self._queue)
+            self._queue.clear()
+        self._ingest_messages(messages)
+        now = self._now_ms()
+        started = time.perf_counter()
+        result = self.engine.tick(now)
+        self._counters.tick_ms = (time.perf_counter() - started) * 1000.0
+        self.ticks += 1
+        self._emit(result)
+        return result
+
+    def _now_ms(self) -> int:
+        if self.settings.clock == "data":
+            return self._watermark_ms or self.wall_ms()
+        return self.wall_ms()
+
+    def _ingest_messages(self, messages: list[tuple[str, bytes]]) -> None:
+        now = self.wall_ms()
+        limits = Limits()
+        readings: list[Reading] = []
+        for topic, payload in messages:
+            if topic.endswith("/status"):
+                self._gateway_status(topic, payload)
+                continue
+            decoded = decode(topic, payload, now, self.directory, limits)
+            readings.extend(decoded.readings)
+            for rejection in decoded.rejections:
+                self._counters.by_reason[rejection.reason.value] += 1
+        batches, foreign = batches_from_readings(readings, self.engine.topology)
+        counts = self.engine.ingest(batches)
+        c = self._counters
+        c.readings += counts.accepted
+        c.stale += counts.stale
+        c.foreign += foreign + c.by_reason.pop("unregistered", 0)
+        for batch in batches:
+            if len(batch):
+                self._watermark_ms = max(self._watermark_ms, int(batch.ts_ms.max()))
+
+    def _gateway_status(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse(topic)
+        if parsed is None or self.gateway_sink is None:
+            return
+        number = self.engine.topology.number("gateway", parsed.sender)
+        try:
+            body = orjson.loads(payload)
+            online = body["state"] == "online"
+            ts_ms = int(body.get("ts") or self.wall_ms())
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            self._counters.by_reason["bad_status"] += 1
+            return
+        if number >= 0:
+            self.gateway_sink.gateway_status(number, online, ts_ms)
+
+    def _emit(self, result: TickResult) -> None:
+        if result.events:
+            self.store.write_events(result.events)
+            for event in result.events:
+                f = event.finding
+                log.info("finding %s %s: %s", event.change.value, f.key, f.explanation)
+        else:
+            self.store.flush_findings()
+        city = _city_lighting(result.kpis)
+        if city is not None:
+            self._counters.lighting = city
+        if result.now_ms - self._last_kpi_ms >= self.settings.kpi_every_s * 1000:
+            self._last_kpi_ms = result.now_ms
+            self.store.write_kpis(result.kpis)
+        elif any(t.measurement != "kpi" for t in result.kpis):
+            self.store.write_kpis([t for t in result.kpis if t.measurement != "kpi"])
+
+    # -- restart ------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        self._state = "restoring"
+        s = self.settings
+        end = self.wall_ms() if s.clock == "wall" else self._latest_data_ms()
+        restored = self.store.open_findings(self.engine.topology, s.findings_lookback_days)
+        lookback = {kind: seconds * 1000 for kind, seconds in s.replay_s.items()}
+        replayed = 0
+        for slice_end, batches in self.store.replay_slices(
+            self.engine.topology, lookback, end, s.replay_step_s * 1000, s.districts or None
+        ):
+            replayed += self.engine.ingest(batches).accepted
+            self.engine.tick(slice_end)  # events of the replay are the past: not written again
+        self._watermark_ms = max(self._watermark_ms, end)
+        fresh = self.engine.book.adopt(restored, end + s.restore_hold_s * 1000)
+        if fresh:
+            self.store.write_events(FindingEvent(Change.OPENED, f, end) for f in fresh)
+        log.info(
+            "analytics restored: %d open findings, %d readings replayed, %d opened while down",
+            len(restored),
+            replayed,
+            len(fresh),
+        )
+
+    def _latest_data_ms(self) -> int:
+        """The newest stored reading's time (data clock): replays end there, not at the wall clock."""
+        newest = 0
+        for kind in self.engine.topology.tables:
+            try:
+                series = self.influx.query(f'SELECT last("seq") FROM "{kind.value}"')  # noqa: S608
+            except InfluxError:
+                continue
+            for one in series:
+                for row in one.get("values", []):
+                    newest = max(newest, int(row[0]))
+        return newest or self.wall_ms()
+
+    # -- status -------------------------------------------------------------------------------------
+    def snapshot(self) -> AnalyticsSnapshot:
+        c = self._counters
+        return AnalyticsSnapshot(
+            state=self._state,
+            lighting_rate=c.lighting[0],
+            lighting_rate_lower=c.lighting[1],
+            open_findings=self.engine.book.counts(),
+            readings=c.readings,
+            stale=c.stale,
+            foreign=c.foreign,
+            dropped=c.dropped,
+            tick_ms=c.tick_ms,
+            data_time_ms=self._watermark_ms,
+        )
+
+
+def _city_lighting(kpis: tuple[KpiTable, ...]) -> tuple[float, float] | None:
+    for table in kpis:
+        if table.measurement == "kpi" and table.scope == "city":
+            rate = table.fields.get("lighting_rate")
+            lower = table.fields.get("lighting_rate_lower")
+            if rate is not None and len(rate):
+                return float(rate[0]), float(lower[0]) if lower is not None and len(lower) else float(np.nan)
+    return None
