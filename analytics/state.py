@@ -3,8 +3,7 @@
 A ``Batch`` is readings of one kind as columns (device numbers, timestamps, sequence numbers, one
 float64 column per field with NaN where a reading lacks it; booleans are 0.0 / 1.0). ``KindState``
 keeps, per device, the latest value of every field (float32, NaN until first reported: an unknown is
-never a zero), the device timestamp and sequence number of its latest reading and how many it has
-sent. ``LiveState`` holds one per kind.
+never a zero), the device timestamp of its latest reading and how many it has sent. ``LiveState`` holds one per kind.
 
 Readings arrive late, out of order and duplicated (QoS 1 redelivery, gateways flushing a buffer).
 ``order_rounds`` sorts a batch by device and time, drops readings not newer than what the state already
@@ -70,7 +69,6 @@ class KindState:
         self.n = n
         self.values: dict[str, Float32Array] = {name: np.full(n, np.nan, np.float32) for name in FIELDS[kind]}
         self.last_ts: Int64Array = np.full(n, NEVER, np.int64)
-        self.last_seq: Int64Array = np.full(n, NEVER, np.int64)
         self.readings: npt.NDArray[np.uint32] = np.zeros(n, np.uint32)
 
     def value(self, name: str) -> Float32Array:
@@ -86,13 +84,12 @@ class KindState:
             known = ~np.isnan(column)
             target[device[known]] = column[known]
         self.last_ts[device] = batch.ts_ms
-        self.last_seq[device] = batch.seq
         self.readings[device] += 1
 
     @property
     def nbytes(self) -> int:
         fields = sum(v.nbytes for v in self.values.values())
-        return fields + self.last_ts.nbytes + self.last_seq.nbytes + self.readings.nbytes
+        return fields + self.last_ts.nbytes + self.readings.nbytes
 
 
 class LiveState:

@@ -4,6 +4,10 @@ Built once from the registry's assets (``devices.assets.Asset``), optionally res
 (a set of districts). Device numbers are positions in the kind's table, which is sorted by id, so an id
 is found by binary search (``Table.find``) and a million ids cost 16-64 bytes each, not a dict entry.
 
+Ids are stored as ASCII bytes (``devices.topics.ID_PATTERN`` allows nothing else): a 10-character id
+costs 10 bytes, not numpy's 40 for a unicode string. Positions and ratings are float32 (a metre of
+latitude, a tenth of a watt), which keeps the per-device memory of a million-lamp city small.
+
 Relations are codes into the topology's name tuples, -1 where the asset has none: ``district``,
 ``road``, ``grid``, ``circuit``, ``gateway``, ``crew``. Each road has one road class
 (``road_class[road]``, an index into ``ROAD_CLASSES``); each circuit at most one cabinet
@@ -29,6 +33,8 @@ IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.str_]
+IdArray = npt.NDArray[np.bytes_]
+Float32Array = npt.NDArray[np.float32]
 
 NONE = -1
 _KIND_VALUES = frozenset(k.value for k in DeviceKind)
@@ -50,17 +56,17 @@ class Table:
     """The devices of one kind; entry i of every array is device number i."""
 
     kind: DeviceKind
-    ids: StrArray  # sorted ascending
+    ids: IdArray  # ASCII bytes, sorted ascending
     district: IntArray
     road: IntArray
     grid: IntArray
     circuit: IntArray
     gateway: IntArray
     crew: IntArray
-    lat: FloatArray
-    lon: FloatArray
-    rated_power_w: FloatArray  # NaN when the registry has none
-    capacity: FloatArray  # NaN when the registry has none
+    lat: Float32Array
+    lon: Float32Array
+    rated_power_w: Float32Array  # NaN when the registry has none
+    capacity: Float32Array  # NaN when the registry has none
     install_day: IntArray  # days since 1970-01-01, -1 unknown
     in_service: BoolArray
     params: Mapping[str, FloatArray]  # numeric params, NaN where a row lacks the key
@@ -69,9 +75,9 @@ class Table:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def find(self, ids: Sequence[str] | StrArray) -> IntArray:
+    def find(self, ids: Sequence[str] | StrArray | IdArray) -> IntArray:
         """Device numbers of ``ids``, -1 for an id not in this table."""
-        wanted = np.asarray(ids, dtype=np.str_)
+        wanted = _as_ids(ids)
         if not len(self.ids) or not len(wanted):
             return np.full(len(wanted), NONE, dtype=np.int32)
         pos = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
@@ -84,11 +90,24 @@ class Table:
             return np.full(len(self), default, dtype=np.float64)
         return np.where(np.isnan(values), default, values)
 
+    def id_text(self, numbers: npt.ArrayLike) -> list[str]:
+        return [b.decode("ascii") for b in self.ids[np.asarray(numbers, dtype=np.int64)].tolist()]
+
     @property
     def nbytes(self) -> int:
         arrays = [getattr(self, n) for n in _ARRAY_FIELDS]
         total: int = sum(a.nbytes for a in arrays) + sum(a.nbytes for a in self.params.values())
         return total
+
+
+def _as_ids(ids: Sequence[str] | StrArray | IdArray) -> IdArray:
+    arr = np.asarray(ids)
+    if arr.dtype.kind == "S":
+        return arr
+    try:
+        return np.asarray(arr, dtype=np.bytes_) if len(arr) else np.zeros(0, dtype="S1")
+    except UnicodeEncodeError:  # a non-ASCII id is in no table: look the others up one by one
+        return np.array([i.encode("ascii", "replace") if isinstance(i, str) else i for i in arr.tolist()])
 
 
 _ARRAY_FIELDS = (
@@ -132,15 +151,17 @@ class Topology:
         index = np.asarray(numbers, dtype=np.int64)
         if subject == CITY:
             return ["city"] * len(index)
-        table: Sequence[str] | StrArray
-        table = {
+        table: tuple[str, ...] | None = {
             CIRCUIT: self.circuits,
             GATEWAY_SUBJECT: self.gateways,
             ROAD: self.roads,
             ROAD_CLASS: ROAD_CLASSES,
             GRID: self.grid_cells,
             DISTRICT: self.districts,
-        }.get(subject) or self.tables[DeviceKind(subject)].ids
+        }.get(subject)
+        if table is None:
+            ids = self.tables[DeviceKind(subject)].ids
+            return [ids[i].decode("ascii") if i >= 0 else "" for i in index.tolist()]
         return [str(table[i]) if i >= 0 else "" for i in index.tolist()]
 
     def number(self, subject: str, name: str) -> int:
@@ -268,17 +289,19 @@ def build_topology(assets: Iterable[Asset], *, districts: Collection[str] | None
         numeric, text = _param_columns(rows)
         tables[kind] = Table(
             kind=kind,
-            ids=np.array([a.id for a in rows], dtype=np.str_),
+            ids=np.array([a.id.encode("ascii") for a in rows], dtype=np.bytes_),
             district=np.fromiter((district_n(a.district) for a in rows), dtype=np.int32, count=n),
             road=road,
             grid=np.fromiter((grid_n(a.grid_cell) for a in rows), dtype=np.int32, count=n),
             circuit=np.fromiter((circuit_n(a.circuit) for a in rows), dtype=np.int32, count=n),
             gateway=np.fromiter((gateway_code.get(a.gateway, NONE) for a in rows), dtype=np.int32, count=n),
             crew=np.fromiter((crew_n(a.crew) for a in rows), dtype=np.int32, count=n),
-            lat=np.fromiter((a.lat for a in rows), dtype=np.float64, count=n),
-            lon=np.fromiter((a.lon for a in rows), dtype=np.float64, count=n),
-            rated_power_w=np.array([np.nan if a.rated_power_w is None else a.rated_power_w for a in rows]),
-            capacity=np.array([np.nan if a.capacity is None else a.capacity for a in rows]),
+            lat=np.fromiter((a.lat for a in rows), dtype=np.float32, count=n),
+            lon=np.fromiter((a.lon for a in rows), dtype=np.float32, count=n),
+            rated_power_w=np.array(
+                [np.nan if a.rated_power_w is None else a.rated_power_w for a in rows], dtype=np.float32
+            ),
+            capacity=np.array([np.nan if a.capacity is None else a.capacity for a in rows], dtype=np.float32),
             install_day=np.array(
                 [NONE if a.install_date is None else (a.install_date - _EPOCH).days for a in rows],
                 dtype=np.int32,
