@@ -65,7 +65,9 @@ class Detector(Protocol):
 class KpiTable:
     """One KPI measurement for many scopes, as columns: ``scope_ids[i]`` has ``fields[name][i]``."""
 
-    measurement: str  # "kpi", "kpi_night" (nightly check-time summary), or a detector's record series
+    # "kpi" (continuous), "kpi_check" (at each night check time), "kpi_night" (the night's minimum and mean),
+    # or a detector's record series ("bin_collection", "bin_forecast")
+    measurement: str
     scope: str  # road, road_class, grid_cell, district, city; or a subject kind for records
     scope_ids: tuple[str, ...]
     fields: Mapping[str, FloatArray]  # NaN: not defined (no lamp due in the scope)
@@ -172,4 +174,5 @@ class Engine:
     @property
     def nbytes(self) -> int:
         """Memory of the per-device state: readings, detectors' own arrays, topology."""
-        return self.state.nbytes + sum(d.nbytes for d in self.detectors) + self.topology.nbytes
+        extra = sum(getattr(part, "nbytes", 0) for part in (self.schedule, self.rates))
+        return self.state.nbytes + sum(d.nbytes for d in self.detectors) + self.topology.nbytes + extra

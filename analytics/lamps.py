@@ -51,9 +51,19 @@ def commanded_on(state: KindState) -> BoolArray:
 
 def lit(state: KindState, lamps: Table, power: LampPower) -> BoolArray:
     """Lit by DOMAIN's definition, from each lamp's latest reading. A lamp never heard from is not lit."""
-    v = state.values
-    dim = np.where(np.isnan(v["dim_level"]), 100.0, v["dim_level"])
-    threshold = power.low_power_w(power.rated_w(lamps), dim)
-    bright = v["active_power"] >= threshold  # NaN compares False
-    failed = v["lamp_failure"] > 0.5
-    return np.asarray(commanded_on(state) & bright & ~failed, dtype=np.bool_)
+    return LitJudge(lamps, power)(state)
+
+
+class LitJudge:
+    """``lit`` with each lamp's full-power threshold computed once (the rates call it every tick)."""
+
+    def __init__(self, lamps: Table, power: LampPower) -> None:
+        self.full_w = (power.rated_w(lamps) * power.low_power_fraction).astype(np.float32)
+
+    def __call__(self, state: KindState) -> BoolArray:
+        v = state.values
+        dim: FloatArray = np.nan_to_num(v["dim_level"], nan=100.0)  # no dimming reported: full
+        bright = v["active_power"] * 100.0 >= self.full_w * dim  # NaN power compares False
+        on = (v["lamp_on"] > 0.5) & (dim > 0.0)
+        failed = v["lamp_failure"] > 0.5
+        return np.asarray(bright & on & ~failed, dtype=np.bool_)

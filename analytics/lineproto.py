@@ -22,7 +22,7 @@ from analytics.engine import KpiTable
 from analytics.findings import Change, Finding, FindingEvent, RuleInfo
 
 FINDING = "finding"
-MAX_CHILDREN_TEXT = 500  # ids written with a finding; children_count says how many there were
+MAX_CHILDREN_TEXT = 5000  # ids written with a finding (a circuit has a few hundred lamps at most)
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _KEY_ESCAPES = _TAG_ESCAPES

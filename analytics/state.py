@@ -2,8 +2,9 @@
 
 A ``Batch`` is readings of one kind as columns (device numbers, timestamps, sequence numbers, one
 float64 column per field with NaN where a reading lacks it; booleans are 0.0 / 1.0). ``KindState``
-keeps, per device, the latest value of every field (float32, NaN until first reported: an unknown is
-never a zero), the device timestamp of its latest reading and how many it has sent. ``LiveState`` holds one per kind.
+keeps, per device, the latest value of every field (float32; float16 for flags and the dim level;
+NaN until first reported: an unknown is never a zero), and the device timestamp of its latest
+reading (-1: never heard from). ``LiveState`` holds one per kind.
 
 Readings arrive late, out of order and duplicated (QoS 1 redelivery, gateways flushing a buffer).
 ``order_rounds`` sorts a batch by device and time, drops readings not newer than what the state already
@@ -16,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from analytics.topology import Topology
 from devices.contract import Reading
-from devices.kinds import FIELDS, DeviceKind
+from devices.kinds import FIELDS, DeviceKind, FieldSpec, FieldType
 
 IntArray = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
@@ -30,7 +32,10 @@ FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
+FieldArray = npt.NDArray[np.float32] | npt.NDArray[np.float16]
+
 NEVER = -1  # last_ts of a device that has not reported
+_HALF_EXACT = 2048  # float16 represents every integer up to here
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +66,25 @@ class Batch:
         return col if col is not None else np.full(len(self.device), np.nan)
 
 
+def _storage(spec: FieldSpec) -> type[np.floating[Any]]:
+    """float16 holds flags and small integers (dim level 0-100) exactly, NaN included; float32 the rest."""
+    if spec.type is FieldType.BOOL or (spec.type is FieldType.INT and spec.high <= _HALF_EXACT):
+        return np.float16
+    return np.float32
+
+
 class KindState:
     """Latest value of every field of every device of one kind."""
 
     def __init__(self, kind: DeviceKind, n: int) -> None:
         self.kind = kind
         self.n = n
-        self.values: dict[str, Float32Array] = {name: np.full(n, np.nan, np.float32) for name in FIELDS[kind]}
+        self.values: dict[str, FieldArray] = {
+            name: np.full(n, np.nan, _storage(spec)) for name, spec in FIELDS[kind].items()
+        }
         self.last_ts: Int64Array = np.full(n, NEVER, np.int64)
-        self.readings: npt.NDArray[np.uint32] = np.zeros(n, np.uint32)
 
-    def value(self, name: str) -> Float32Array:
+    def value(self, name: str) -> FieldArray:
         return self.values[name]
 
     def apply(self, batch: Batch) -> None:
@@ -84,12 +97,11 @@ class KindState:
             known = ~np.isnan(column)
             target[device[known]] = column[known]
         self.last_ts[device] = batch.ts_ms
-        self.readings[device] += 1
 
     @property
     def nbytes(self) -> int:
         fields = sum(v.nbytes for v in self.values.values())
-        return fields + self.last_ts.nbytes + self.readings.nbytes
+        return fields + self.last_ts.nbytes
 
 
 class LiveState:

@@ -30,6 +30,7 @@ from devices.assets import GATEWAY, ROAD_CLASSES, Asset
 from devices.kinds import DeviceKind
 
 IntArray = npt.NDArray[np.int32]
+Int16Array = npt.NDArray[np.int16]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.str_]
@@ -39,6 +40,7 @@ Float32Array = npt.NDArray[np.float32]
 NONE = -1
 _KIND_VALUES = frozenset(k.value for k in DeviceKind)
 _EPOCH = dt.date(1970, 1, 1)
+_MAX_DAY = 32767  # int16: 2059-09-18
 
 #: Subjects a finding can be about besides a device kind.
 CIRCUIT = "circuit"
@@ -57,17 +59,17 @@ class Table:
 
     kind: DeviceKind
     ids: IdArray  # ASCII bytes, sorted ascending
-    district: IntArray
+    district: Int16Array  # a city has a few dozen districts
     road: IntArray
     grid: IntArray
     circuit: IntArray
     gateway: IntArray
-    crew: IntArray
+    crew: Int16Array
     lat: Float32Array
     lon: Float32Array
     rated_power_w: Float32Array  # NaN when the registry has none
     capacity: Float32Array  # NaN when the registry has none
-    install_day: IntArray  # days since 1970-01-01, -1 unknown
+    install_day: Int16Array  # days since 1970-01-01 (to 2059), -1 unknown
     in_service: BoolArray
     params: Mapping[str, FloatArray]  # numeric params, NaN where a row lacks the key
     text_params: Mapping[str, tuple[str, ...]]  # text params, "" where a row lacks the key
@@ -258,6 +260,10 @@ def _param_columns(assets: Sequence[Asset]) -> tuple[dict[str, FloatArray], dict
     return numeric, {k: tuple(v) for k, v in text.items()}
 
 
+def _day(day: dt.date | None) -> int:
+    return NONE if day is None else min((day - _EPOCH).days, _MAX_DAY)
+
+
 def build_topology(assets: Iterable[Asset], *, districts: Collection[str] | None = None) -> Topology:
     """Dense tables of every in-registry device (of ``districts`` only, when given).
 
@@ -290,22 +296,19 @@ def build_topology(assets: Iterable[Asset], *, districts: Collection[str] | None
         tables[kind] = Table(
             kind=kind,
             ids=np.array([a.id.encode("ascii") for a in rows], dtype=np.bytes_),
-            district=np.fromiter((district_n(a.district) for a in rows), dtype=np.int32, count=n),
+            district=np.fromiter((district_n(a.district) for a in rows), dtype=np.int16, count=n),
             road=road,
             grid=np.fromiter((grid_n(a.grid_cell) for a in rows), dtype=np.int32, count=n),
             circuit=np.fromiter((circuit_n(a.circuit) for a in rows), dtype=np.int32, count=n),
             gateway=np.fromiter((gateway_code.get(a.gateway, NONE) for a in rows), dtype=np.int32, count=n),
-            crew=np.fromiter((crew_n(a.crew) for a in rows), dtype=np.int32, count=n),
+            crew=np.fromiter((crew_n(a.crew) for a in rows), dtype=np.int16, count=n),
             lat=np.fromiter((a.lat for a in rows), dtype=np.float32, count=n),
             lon=np.fromiter((a.lon for a in rows), dtype=np.float32, count=n),
             rated_power_w=np.array(
                 [np.nan if a.rated_power_w is None else a.rated_power_w for a in rows], dtype=np.float32
             ),
             capacity=np.array([np.nan if a.capacity is None else a.capacity for a in rows], dtype=np.float32),
-            install_day=np.array(
-                [NONE if a.install_date is None else (a.install_date - _EPOCH).days for a in rows],
-                dtype=np.int32,
-            ),
+            install_day=np.array([_day(a.install_date) for a in rows], dtype=np.int16),
             in_service=np.array([a.in_service for a in rows], dtype=np.bool_),
             params=MappingProxyType(numeric),
             text_params=MappingProxyType(text),
