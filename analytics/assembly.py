@@ -1,43 +1,53 @@
 """The composition of the analytics engine: which detectors, in which order, with which settings.
 
-(Being assembled: the rule families land one by one; ``build_engine`` wires those that exist.)
+Order matters (see ``analytics.engine``): the communication detector runs first, so devices behind a
+dead gateway are explained by one gateway finding; the streetlight detector next, so a circuit outage is
+one incident with its lamps attached; then the rule families that judge single devices. The rates run
+after every detector, reading the findings they left open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from analytics.engine import Engine, LampSchedule
+from analytics.bin_rules import BinDetector
+from analytics.bridge_rules import BridgeDetector
+from analytics.comm import CommDetector
+from analytics.drainage_rules import DrainageDetector
+from analytics.engine import Detector, Engine
+from analytics.lighting_rules import StreetlightDetector
+from analytics.rates import CityRates
+from analytics.schedule import LampScheduler
+from analytics.seasonal import EnergyAnomalyDetector
 from analytics.settings import AnalyticsSettings
 from analytics.topology import Topology
-from analytics.worker import GatewayStatusSink
-from devices.kinds import DeviceKind
-
-
-class _AlwaysNight:
-    def __init__(self, n: int) -> None:
-        self._view = LampSchedule(
-            due=np.ones(n, np.bool_),
-            daytime=np.zeros(n, np.bool_),
-            dim=np.full(n, 100, np.float32),
-            planned_off=np.zeros(n, np.bool_),
-        )
-
-    def at(self, now_ms: int) -> LampSchedule:
-        return self._view
-
-
-def build_engine(topology: Topology) -> Engine:
-    return Engine(topology, [], _AlwaysNight(len(topology.table(DeviceKind.LAMP))))
 
 
 @dataclass(frozen=True, slots=True)
 class Assembly:
     engine: Engine
-    gateway_sink: GatewayStatusSink | None
+    comm: CommDetector  # also takes the gateways' last-will status messages
+    schedule: LampScheduler
+    bins: BinDetector  # the collection route is asked of it
 
 
 def build_assembly(topology: Topology, settings: AnalyticsSettings | None = None) -> Assembly:
-    return Assembly(build_engine(topology), None)
+    s = settings or AnalyticsSettings()
+    comm = CommDetector(topology, s.comm)
+    lights = StreetlightDetector(topology, s.streetlights, s.lamp_power, comm=comm)
+    bins = BinDetector(topology, s.bins)
+    schedule = LampScheduler(topology, s.schedule)
+    detectors: list[Detector] = [
+        comm,
+        lights,
+        EnergyAnomalyDetector(topology, s.energy),  # after the circuit rules: an outage suppresses it
+        BridgeDetector(topology, s.bridges),
+        DrainageDetector(topology, s.drainage),
+        bins,
+    ]
+    rates = CityRates(topology, s.rates, s.lamp_power, comm, nights=schedule)
+    return Assembly(Engine(topology, detectors, schedule, rates), comm, schedule, bins)
+
+
+def build_engine(topology: Topology, settings: AnalyticsSettings | None = None) -> Engine:
+    return build_assembly(topology, settings).engine

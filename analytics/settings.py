@@ -11,6 +11,15 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from analytics.bin_rules import BinRules
+from analytics.bridge_rules import BridgeRules
+from analytics.comm import CommRules
+from analytics.drainage_rules import DrainageRules
+from analytics.lamps import LampPower
+from analytics.lighting_rules import StreetlightRules
+from analytics.rates import RateConfig
+from analytics.schedule import ScheduleConfig
+from analytics.seasonal import EnergyAnomalyRules
 from devices.assets import DISTRICT_PATTERN
 from devices.kinds import DeviceKind
 
@@ -49,6 +58,17 @@ class AnalyticsSettings(BaseSettings):
     # may need more readings than the replay held to see it again.
     restore_hold_s: int = Field(900, ge=0)
     findings_lookback_days: float = Field(30.0, gt=0)
+
+    # Rule sections: each is its rule module's frozen config, DOMAIN.md's numbers as defaults.
+    lamp_power: LampPower = Field(default_factory=LampPower)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    comm: CommRules = Field(default_factory=CommRules)
+    streetlights: StreetlightRules = Field(default_factory=StreetlightRules)
+    rates: RateConfig = Field(default_factory=RateConfig)
+    bridges: BridgeRules = Field(default_factory=BridgeRules)
+    energy: EnergyAnomalyRules = Field(default_factory=EnergyAnomalyRules)
+    drainage: DrainageRules = Field(default_factory=DrainageRules)
+    bins: BinRules = Field(default_factory=BinRules)
 
     @field_validator("districts")
     @classmethod

@@ -192,6 +192,8 @@ class AnalyticsWorker:
             self._queue.clear()
         self._ingest_messages(messages)
         now = self._now_ms()
+        if now is None:  # data clock and no reading yet: nothing to judge
+            return TickResult(0, (), ())
         started = time.perf_counter()
         result = self.engine.tick(now)
         self._counters.tick_ms = (time.perf_counter() - started) * 1000.0
@@ -199,9 +201,9 @@ class AnalyticsWorker:
         self._emit(result)
         return result
 
-    def _now_ms(self) -> int:
+    def _now_ms(self) -> int | None:
         if self.settings.clock == "data":
-            return self._watermark_ms or self.wall_ms()
+            return self._watermark_ms or None
         return self.wall_ms()
 
     def _ingest_messages(self, messages: list[tuple[str, bytes]]) -> None:
@@ -263,15 +265,22 @@ class AnalyticsWorker:
         self._state = "restoring"
         s = self.settings
         end = self.wall_ms() if s.clock == "wall" else self._latest_data_ms()
+        if end is None:
+            log.info("analytics: no stored telemetry, nothing to restore")
+            return
         restored = self.store.open_findings(self.engine.topology, s.findings_lookback_days)
         lookback = {kind: seconds * 1000 for kind, seconds in s.replay_s.items()}
         replayed = 0
         for slice_end, batches in self.store.replay_slices(
             self.engine.topology, lookback, end, s.replay_step_s * 1000, s.districts or None
         ):
-            replayed += self.engine.ingest(batches).accepted
+            accepted = self.engine.ingest(batches).accepted
+            if not replayed and not accepted:
+                continue  # before the first stored reading: a tick would only see devices never heard from
+            replayed += accepted
             self.engine.tick(slice_end)  # events of the replay are the past: not written again
-        self._watermark_ms = max(self._watermark_ms, end)
+        if s.clock == "data":
+            self._watermark_ms = max(self._watermark_ms, end)
         fresh = self.engine.book.adopt(restored, end + s.restore_hold_s * 1000)
         if fresh:
             self.store.write_events(FindingEvent(Change.OPENED, f, end) for f in fresh)
@@ -282,7 +291,7 @@ class AnalyticsWorker:
             len(fresh),
         )
 
-    def _latest_data_ms(self) -> int:
+    def _latest_data_ms(self) -> int | None:
         """The newest stored reading's time (data clock): replays end there, not at the wall clock."""
         newest = 0
         for kind in self.engine.topology.tables:
@@ -293,7 +302,7 @@ class AnalyticsWorker:
             for one in series:
                 for row in one.get("values", []):
                     newest = max(newest, int(row[0]))
-        return newest or self.wall_ms()
+        return newest or None
 
     # -- status -------------------------------------------------------------------------------------
     def snapshot(self) -> AnalyticsSnapshot:

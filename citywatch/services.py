@@ -75,5 +75,5 @@ def build_analytics_worker(
         influx,
         assembly.engine,
         directory,
-        gateway_sink=assembly.gateway_sink,
+        gateway_sink=assembly.comm,
     )

@@ -83,7 +83,7 @@ def analytics_worker(
         InfluxV1(IngestTarget(influx.url, influx.db)),
         assembly.engine,
         directory,
-        gateway_sink=assembly.gateway_sink,
+        gateway_sink=assembly.comm,
     )
     with worker:
         wait_until(worker.restored.is_set, 60, f"{name} restored its state")
@@ -131,9 +131,10 @@ def test_injected_faults_become_one_finding_each_in_influxdb_and_survive_a_resta
             snapshot = first.snapshot()
         # The restarted worker replays the stored night and carries on with the next 30 minutes.
         with analytics_worker("analytics-b", topology, directory, mosquitto.url, influx_db) as second:
-            run(sim, publisher, RunOptions(speed=math.inf, duration_s=30 * TICK_S, status=False))
+            # duration_s counts from the simulation's start: minutes 40 to 70
+            run(sim, publisher, RunOptions(speed=math.inf, duration_s=70 * TICK_S, status=False))
             wait_until(
-                lambda: second.snapshot().data_time_ms >= (start + 69 * TICK_S) * 1000, 60, "caught up"
+                lambda: second.snapshot().data_time_ms >= (start + 68 * TICK_S) * 1000, 60, "caught up"
             )
             after = second.snapshot()
 
