@@ -21,8 +21,8 @@ class TopologyError(AnalyticsError):
     """The registry's assets cannot be turned into dense device tables."""
 
 
-class RuleConfigError(AnalyticsError):
-    """A rule, schedule or rate setting is inconsistent."""
+class RuleConfigError(AnalyticsError, ValueError):
+    """A rule, schedule or rate setting is inconsistent (a ValueError, so settings report it as invalid)."""
 
 
 class RestoreError(AnalyticsError):

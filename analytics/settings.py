@@ -23,15 +23,16 @@ from analytics.seasonal import EnergyAnomalyRules
 from devices.assets import DISTRICT_PATTERN
 from devices.kinds import DeviceKind
 
-#: How much recent telemetry a restart replays per kind: enough for debounce and cadence learning, and the
-#: hourly bins' last few reports. A partition of 100k lamps replays ~1.5M lamp readings.
+#: How much recent telemetry a restart replays per kind: enough for debounce and cadence learning, and for
+#: the longest window a rule of the kind looks back over (a bin's stuck sensor: 3 days of hourly reports;
+#: a bridge's daily means are relearned). A partition of 100k lamps replays ~1.5M lamp readings.
 DEFAULT_REPLAY_S: dict[DeviceKind, int] = {
     DeviceKind.LAMP: 15 * 60,
     DeviceKind.CABINET: 15 * 60,
     DeviceKind.BRIDGE_NODE: 6 * 3600,
     DeviceKind.PUMP_STATION: 2 * 3600,
     DeviceKind.FLOOD_GAUGE: 2 * 3600,
-    DeviceKind.BIN: 12 * 3600,
+    DeviceKind.BIN: 84 * 3600,
 }
 
 

@@ -265,3 +265,12 @@ def test_conditions_where_picks_per_subject_values() -> None:
     assert c.since_ms is not None and c.since_ms.tolist() == [1, 3]
     with pytest.raises(RuleConfigError, match="shape"):
         Conditions.where("lamp_failure", mask, np.array([1.0, 2.0]), 1.0)
+
+
+def test_the_rule_catalogue_in_the_docs_is_current() -> None:
+    from pathlib import Path
+
+    from analytics.rules_doc import rule_tables
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "analytics.md").read_text(encoding="utf-8")
+    assert rule_tables() in doc, "docs/analytics.md is stale: paste `python -m analytics.rules_doc` into it"
