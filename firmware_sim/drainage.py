@@ -5,6 +5,10 @@ sized so a 50 mm/h storm matches the station's pump capacity. Pumps run in a rot
 lead (duty) pump starts at the start level, each further pump 0.4 m higher, all stop at the stop level,
 and the lead moves on after each cycle. A flood point's water depth grows with rain above what its road
 drains and falls as it drains away, slowly while its station's well is surcharged.
+
+Faults: a station that fails to start keeps its lead pump off at the start level (the next pump starts
+0.4 m higher); a pump with an overcurrent fault draws 1.2-1.5 × its rated current whenever it runs (a
+healthy one ~0.9 ×).
 """
 
 from __future__ import annotations
@@ -110,9 +114,9 @@ class Drainage:
         rain = self.rain.intensity(t)
         for i in range(steps):
             rain = self._substep(t - dt_s + (i + 1) * dt_s / steps, dt_s / steps, faults, ambient)
-        return self._station_columns(rain, rng), self._gauge_columns(t, rain, rng)
+        return self._station_columns(rain, faults, rng), self._gauge_columns(t, rain, rng)
 
-    def _station_columns(self, rain: float, rng: np.random.Generator) -> Columns:
+    def _station_columns(self, rain: float, faults: FaultMasks, rng: np.random.Generator) -> Columns:
         n = len(self.level)
         noise = rng.standard_normal((3, n))
         pump_noise = rng.standard_normal((3, n, self.slots))
@@ -125,7 +129,8 @@ class Drainage:
             "power_ok": np.ones(n, dtype=np.bool_),
         }
         rated = self.city.stations.rated_current_a[:, None]
-        current = self.running * rated * (0.9 + 0.02 * pump_noise[0])
+        load = np.where(faults.pump_current_factor > 0, faults.pump_current_factor, 0.9)
+        current = self.running * rated * (load + 0.02 * pump_noise[0])
         vibration = np.where(
             self.running, self.vibration + 0.1 * pump_noise[1], 0.05 + 0.02 * np.abs(pump_noise[1])
         )

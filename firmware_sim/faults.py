@@ -8,7 +8,8 @@ that became active, whose ``record()`` is one line of the ground-truth JSONL::
      "start": "2026-06-21T14:02:00+00:00", "end": "2026-06-22T02:02:00+00:00", "mode": "silent"}
 
 ``mode`` appears for cable theft only (``silent``: the lamps stop reporting; ``zero_power``: they report
-0 V and 0 W), ``drop_pct`` for a bridge frequency drop only. Pure: no clock, no I/O.
+0 V and 0 W), ``drop_pct`` for a bridge frequency drop only, ``residual_ma`` for a leakage only, ``pump``
+(1-based) and ``current_factor`` (times rated current) for a pump overcurrent only. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -43,6 +44,14 @@ class FaultType(enum.StrEnum):
     PUMP_FAIL_TO_START = "pump_fail_to_start"  # the duty pump does not start at the start level
     BIN_FIRE = "bin_fire"  # temperature rises > 5 °C per interval up to ~80 °C
     BIN_TIPPED = "bin_tipped"  # tilt > 60°
+    # Added later; new kinds go last so that the random draws of the kinds above stay what they were.
+    LAMP_CYCLING = "lamp_cycling"  # the relay switches on and off 10-30 times an hour while due on
+    RELAY_STUCK = "relay_stuck"  # the relay stays closed: the lamp burns while commanded off
+    OVER_VOLTAGE = "over_voltage"  # a circuit's lamps and cabinet at ~250-260 V, above 242 V
+    LEAKAGE = "leakage"  # a cabinet's residual current at 50-500 mA
+    CABINET_DOOR = "cabinet_door"  # a cabinet's door contact reports open
+    PUMP_OVERCURRENT = "pump_overcurrent"  # one pump draws 1.2-1.5 × its rated current while running
+    BIN_STUCK_SENSOR = "bin_stuck_sensor"  # the fill meter's distance reading freezes
 
 
 #: What a fault's target is: a DeviceKind value, "circuit" or "gateway" (None: any device kind).
@@ -58,6 +67,13 @@ TARGET_KIND: Mapping[FaultType, str | None] = MappingProxyType(
         FaultType.PUMP_FAIL_TO_START: DeviceKind.PUMP_STATION.value,
         FaultType.BIN_FIRE: DeviceKind.BIN.value,
         FaultType.BIN_TIPPED: DeviceKind.BIN.value,
+        FaultType.LAMP_CYCLING: DeviceKind.LAMP.value,
+        FaultType.RELAY_STUCK: DeviceKind.LAMP.value,
+        FaultType.OVER_VOLTAGE: CIRCUIT,
+        FaultType.LEAKAGE: DeviceKind.CABINET.value,
+        FaultType.CABINET_DOOR: DeviceKind.CABINET.value,
+        FaultType.PUMP_OVERCURRENT: DeviceKind.PUMP_STATION.value,
+        FaultType.BIN_STUCK_SENSOR: DeviceKind.BIN.value,
     }
 )
 
@@ -74,6 +90,13 @@ DEFAULT_RATES: Mapping[FaultType, float] = MappingProxyType(
         FaultType.PUMP_FAIL_TO_START: 5e-3,
         FaultType.BIN_FIRE: 2e-4,
         FaultType.BIN_TIPPED: 1e-3,
+        FaultType.LAMP_CYCLING: 1e-4,  # as rare as day burning: an ageing driver or a flapping photocell
+        FaultType.RELAY_STUCK: 1e-4,
+        FaultType.OVER_VOLTAGE: 1e-3,  # half as often as a sag: a light load at night on a strong feeder
+        FaultType.LEAKAGE: 1e-3,
+        FaultType.CABINET_DOOR: 2e-3,  # maintenance visits, vandalism
+        FaultType.PUMP_OVERCURRENT: 5e-3,  # as often as a failed start: rags in an impeller
+        FaultType.BIN_STUCK_SENSOR: 2e-4,
     }
 )
 
@@ -90,11 +113,22 @@ DURATION_S: Mapping[FaultType, tuple[float, float]] = MappingProxyType(
         FaultType.PUMP_FAIL_TO_START: (2 * 3600, 24 * 3600),
         FaultType.BIN_FIRE: (20 * 60, 2 * 3600),
         FaultType.BIN_TIPPED: (1 * 3600, 12 * 3600),
+        FaultType.LAMP_CYCLING: (6 * 3600, 72 * 3600),
+        FaultType.RELAY_STUCK: (6 * 3600, 72 * 3600),
+        FaultType.OVER_VOLTAGE: (5 * 60, 2 * 3600),
+        FaultType.LEAKAGE: (1 * 3600, 48 * 3600),  # until a crew finds the damaged cable or fitting
+        FaultType.CABINET_DOOR: (10 * 60, 24 * 3600),
+        FaultType.PUMP_OVERCURRENT: (2 * 3600, 48 * 3600),
+        FaultType.BIN_STUCK_SENSOR: (1 * 86_400, 10 * 86_400),  # nobody notices for days
     }
 )
 
 CABLE_THEFT_MODES = ("silent", "zero_power")
 FREQ_DROP = (0.03, 0.08)
+LEAKAGE_MA = (50.0, 500.0)  # above the 30 mA of a personal-protection RCD, below a breaker's trip
+OVERCURRENT = (1.2, 1.5)  # times rated current
+DEFAULT_LEAKAGE_MA = 150.0
+DEFAULT_OVERCURRENT = 1.3
 
 
 def iso(t: float) -> str:
@@ -110,6 +144,8 @@ class FaultEvent:
     end: float  # epoch seconds, exclusive
     mode: str = ""  # cable theft: "silent" or "zero_power"
     drop: float = 0.0  # bridge frequency drop: fraction
+    magnitude: float = 0.0  # leakage: residual current (mA); pump overcurrent: times rated current
+    pump: int = 0  # pump overcurrent: the pump (1-based)
 
     def record(self) -> dict[str, object]:
         """The ground-truth line of this event."""
@@ -124,6 +160,11 @@ class FaultEvent:
             out["mode"] = self.mode
         if self.fault is FaultType.BRIDGE_FREQ_DROP:
             out["drop_pct"] = round(100 * self.drop, 2)
+        if self.fault is FaultType.LEAKAGE:
+            out["residual_ma"] = round(self.magnitude, 1)
+        if self.fault is FaultType.PUMP_OVERCURRENT:
+            out["pump"] = self.pump
+            out["current_factor"] = round(self.magnitude, 3)
         return out
 
 
@@ -139,6 +180,30 @@ def _time(value: object, what: str) -> float:
             raise FaultPlanError(f"{what} {value!r:.40} has no UTC offset")
         return parsed.timestamp()
     raise FaultPlanError(f"{what} must be epoch seconds or an RFC 3339 time")
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise FaultPlanError(f"{what} must be a number")
+
+
+def _magnitude(fault: FaultType, target: str, item: dict[str, object]) -> tuple[float, int]:
+    """A leakage's residual current, or a pump overcurrent's factor and pump number; (0, 0) otherwise."""
+    if fault is FaultType.LEAKAGE:
+        magnitude = _number(item.get("residual_ma", DEFAULT_LEAKAGE_MA), "residual_ma")
+        if magnitude <= 0:
+            raise FaultPlanError(f"leakage on {target}: residual_ma must be > 0")
+        return magnitude, 0
+    if fault is FaultType.PUMP_OVERCURRENT:
+        magnitude = _number(item.get("current_factor", DEFAULT_OVERCURRENT), "current_factor")
+        if magnitude <= 1.0:
+            raise FaultPlanError(f"pump_overcurrent on {target}: current_factor must be > 1")
+        pump = item.get("pump", 1)
+        if not isinstance(pump, int) or isinstance(pump, bool) or pump < 1:
+            raise FaultPlanError(f"pump_overcurrent on {target}: pump must be a pump number from 1")
+        return magnitude, pump
+    return 0.0, 0
 
 
 def _entry(item: object) -> FaultEvent:
@@ -159,13 +224,16 @@ def _entry(item: object) -> FaultEvent:
     if fault is FaultType.CABLE_THEFT and mode not in CABLE_THEFT_MODES:
         raise FaultPlanError(f"cable_theft mode {mode!r:.20} is not one of {CABLE_THEFT_MODES}")
     drop = _time(item.get("drop_pct", 5.0), "drop_pct") / 100 if fault is FaultType.BRIDGE_FREQ_DROP else 0.0
-    return FaultEvent(fault, target, "", start, end, str(mode), drop)
+    magnitude, pump = _magnitude(fault, target, item)
+    return FaultEvent(fault, target, "", start, end, str(mode), drop, magnitude, pump)
 
 
 def parse_schedule(text: str) -> list[FaultEvent]:
     """A fault schedule: a JSON array of entries, or one entry per line (JSONL; blank lines and # comments
     skipped). Entry: ``{"fault", "target", "start", "end" | "duration_s"[, "mode"][, "drop_pct"]}``,
-    times as epoch seconds or RFC 3339 with an offset. The kind is filled in by ``FaultInjector``."""
+    times as epoch seconds or RFC 3339 with an offset; ``"residual_ma"`` for a leakage (default 150),
+    ``"pump"`` (default 1) and ``"current_factor"`` (default 1.3) for a pump overcurrent. The kind is filled
+    in by ``FaultInjector``."""
     stripped = text.strip()
     if stripped.startswith("["):
         try:
@@ -205,6 +273,13 @@ class FaultMasks:
     station_no_start: BoolArray
     bin_fire: BoolArray
     bin_tipped: BoolArray
+    lamp_cycling: BoolArray
+    lamp_relay_stuck: BoolArray
+    circuit_over: BoolArray
+    cabinet_leak_ma: FloatArray  # 0 where no leakage
+    cabinet_door: BoolArray
+    pump_current_factor: FloatArray  # stations × pump slots: times rated current, 0 where healthy
+    bin_stuck: BoolArray
 
     @classmethod
     def none(cls, city: City) -> FaultMasks:
@@ -223,7 +298,19 @@ class FaultMasks:
             station_no_start=no(len(city.stations)),
             bin_fire=no(len(city.bins)),
             bin_tipped=no(len(city.bins)),
+            lamp_cycling=no(len(city.lamps)),
+            lamp_relay_stuck=no(len(city.lamps)),
+            circuit_over=no(len(city.circuits)),
+            cabinet_leak_ma=np.zeros(len(city.cabinets)),
+            cabinet_door=no(len(city.cabinets)),
+            pump_current_factor=np.zeros((len(city.stations), pump_slots(city))),
+            bin_stuck=no(len(city.bins)),
         )
+
+
+def pump_slots(city: City) -> int:
+    """Pump blocks per station row in the arrays: the most pumps any station has (1 with no station)."""
+    return int(city.stations.pumps.max()) if len(city.stations) else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +328,11 @@ _DEVICE_MASKS = {
     FaultType.PUMP_FAIL_TO_START: "station_no_start",
     FaultType.BIN_FIRE: "bin_fire",
     FaultType.BIN_TIPPED: "bin_tipped",
+    FaultType.LAMP_CYCLING: "lamp_cycling",
+    FaultType.RELAY_STUCK: "lamp_relay_stuck",
+    FaultType.OVER_VOLTAGE: "circuit_over",
+    FaultType.CABINET_DOOR: "cabinet_door",
+    FaultType.BIN_STUCK_SENSOR: "bin_stuck",
 }
 
 
@@ -284,9 +376,12 @@ class FaultInjector:
                 f"{event.fault} target {event.target!r} is not a {want or 'device'} of the city"
             )
         kind, index = found[0]
-        return _Active(
-            FaultEvent(event.fault, event.target, kind, event.start, event.end, event.mode, event.drop), index
-        )
+        if event.fault is FaultType.PUMP_OVERCURRENT and event.pump > self.city.stations.pumps[index]:
+            raise FaultPlanError(
+                f"{event.fault} target {event.target!r} has {self.city.stations.pumps[index]} pumps,"
+                f" not pump {event.pump}"
+            )
+        return _Active(replace(event, kind=kind), index)
 
     def _population(self, fault: FaultType) -> int:
         want = TARGET_KIND[fault]
@@ -309,7 +404,14 @@ class FaultInjector:
             mode = str(rng.choice(CABLE_THEFT_MODES)) if fault is FaultType.CABLE_THEFT else ""
             drop = float(rng.uniform(*FREQ_DROP)) if fault is FaultType.BRIDGE_FREQ_DROP else 0.0
             kind, index, target = self._target(fault, number)
-            out.append(_Active(FaultEvent(fault, target, kind, t, end, mode, drop), index))
+            magnitude, pump = 0.0, 0
+            if fault is FaultType.LEAKAGE:
+                magnitude = float(rng.uniform(*LEAKAGE_MA))
+            elif fault is FaultType.PUMP_OVERCURRENT:
+                magnitude = float(rng.uniform(*OVERCURRENT))
+                pump = int(rng.integers(1, int(self.city.stations.pumps[index]) + 1))
+            event = FaultEvent(fault, target, kind, t, end, mode, drop, magnitude, pump)
+            out.append(_Active(event, index))
         return out
 
     def _target(self, fault: FaultType, number: int) -> tuple[str, int, str]:
@@ -352,6 +454,10 @@ class FaultInjector:
     def active(self) -> list[FaultEvent]:
         return [a.event for a in self._active.values()]
 
+    def active_targets(self) -> list[tuple[FaultEvent, int]]:
+        """The active faults with their target's number (in its kind's table, or in ``City.circuits``)."""
+        return [(a.event, a.index) for a in self._active.values()]
+
     def _build(self) -> FaultMasks:
         masks = FaultMasks.none(self.city)
         for item in self._active.values():
@@ -360,6 +466,10 @@ class FaultInjector:
                 masks.offline[DeviceKind(event.kind)][i] = True
             elif event.fault is FaultType.BRIDGE_FREQ_DROP:
                 masks.node_freq_factor[i] *= 1.0 - event.drop
+            elif event.fault is FaultType.LEAKAGE:
+                masks.cabinet_leak_ma[i] = max(masks.cabinet_leak_ma[i], event.magnitude)
+            elif event.fault is FaultType.PUMP_OVERCURRENT:
+                masks.pump_current_factor[i, event.pump - 1] = event.magnitude
             else:
                 getattr(masks, _DEVICE_MASKS[event.fault])[i] = True
                 if event.fault is FaultType.CABLE_THEFT and event.mode == "silent":

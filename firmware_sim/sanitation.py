@@ -4,6 +4,9 @@ Each bin fills at its own rate, faster by day. It is emptied on its collection r
 a fixed morning hour, if at least 20 % full) or, once 85-100 % full, by an on-demand pick-up within about
 two hours. The meter measures the distance to the contents: ``empty_distance_cm`` when empty, the blind
 zone when full; it reports the fill level it derives, ``(H_empty - d) / (H_empty - d_blind)``.
+
+Faults: a fire heats the bin; a tipped bin reads the street; a stuck meter repeats the distance it measured
+when it froze (and the fill level derived from it) while the bin itself goes on filling and being emptied.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Sanitation:
         self.fill = rng.uniform(0.0, 0.6, n)
         self.heat = np.zeros(n)
         self.emptied_at = np.full(n, np.nan)
+        self.stuck_cm = np.full(n, np.nan)  # the frozen distance of a stuck meter, NaN when it works
 
     def _round_due(self, t: float, dt_s: float) -> np.ndarray:
         """Bins whose collection round falls in (t - dt, t]."""
@@ -79,6 +83,10 @@ class Sanitation:
         distance = np.where(self.fill >= 1.0, b * (0.8 + 0.2 * rng.random(n)), distance)
         distance = np.where(faults.bin_tipped, np.minimum(2.0 * h, 400.0), distance)  # aims at the street
         distance = np.clip(distance, 0.0, 500.0)
+        self.stuck_cm = np.where(
+            faults.bin_stuck, np.where(np.isnan(self.stuck_cm), distance, self.stuck_cm), np.nan
+        )
+        distance = np.where(faults.bin_stuck, self.stuck_cm, distance)
         tilt = np.where(faults.bin_tipped, self.tipped_tilt, self.tilt0 + 0.2 * np.abs(noise[2]))
         return {
             "distance": np.round(distance, 1),

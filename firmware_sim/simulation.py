@@ -2,7 +2,8 @@
 
 ``Simulation.step()`` returns the next ``Tick``: for each device kind a ``Frame`` of the devices that
 report at that tick (their numbers, timestamps in ms, sequence numbers and field columns), the faults that
-started, and the gateway / device outage masks. The same city, seed, start and schedule give the same
+started, the gateway / device outage masks, and the true lighting counts (``LightingTruth``) that a
+computed lighting rate can be checked against. The same city, seed, start and schedule give the same
 ticks, bit for bit. Pure: the caller decides when a tick happens (``runner``).
 """
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 
 from devices.kinds import DeviceKind
 from firmware_sim.city import BoolArray, City, IntArray
-from firmware_sim.faults import FaultEvent, FaultInjector
+from firmware_sim.faults import FaultEvent, FaultInjector, FaultMasks
 from firmware_sim.physics import CityPhysics, PhysicsConfig
 
 Int64Array = npt.NDArray[np.int64]
@@ -52,6 +53,33 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class LightingTruth:
+    """The real lighting of one tick, counted in lamp heads.
+
+    ``due``: lamps in service with the sun down at the lamp (the simulator's own astronomical clock, no
+    switching margins, no dimming plan); ``lit``: those of them actually burning. ``due_silent`` /
+    ``lit_silent``: the part of each that sent no reading this tick (device offline, gateway down, a
+    silent cable theft): a computed *observed* rate, which leaves unknown lamps out, sees only the rest.
+    """
+
+    due: int = 0
+    lit: int = 0
+    due_silent: int = 0
+    lit_silent: int = 0
+
+    @property
+    def rate(self) -> float:
+        """lit / due; NaN when no lamp is due."""
+        return self.lit / self.due if self.due else float("nan")
+
+    @property
+    def reporting_rate(self) -> float:
+        """lit / due among the lamps that reported; NaN when none of them is due."""
+        due = self.due - self.due_silent
+        return (self.lit - self.lit_silent) / due if due else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     index: int
     t: float  # simulated epoch seconds
@@ -59,6 +87,7 @@ class Tick:
     started: tuple[FaultEvent, ...]
     gateway_down: BoolArray
     offline: Mapping[DeviceKind, BoolArray]  # devices silent this tick (device_offline, dead circuit)
+    lighting: LightingTruth = LightingTruth()
 
     @property
     def readings(self) -> int:
@@ -87,6 +116,7 @@ class Simulation:
         self.tick_index = 0
         self.physics = CityPhysics(city, seed=seed, start=start, config=config.physics)
         self.faults = faults or FaultInjector(city, seed=seed)
+        self.masks: FaultMasks = FaultMasks.none(city)  # the faults active at the last tick
         rng = np.random.default_rng([seed, _TIMING])
         self._lag_ms: dict[DeviceKind, Int64Array] = {}
         self._period: dict[DeviceKind, int] = {}
@@ -110,6 +140,7 @@ class Simulation:
         k, t = self.tick_index, self.next_time
         dt_s = self.config.interval_s if k > 0 else 0.0
         masks, started = self.faults.advance(k, t, dt_s)
+        self.masks = masks
         columns = self.physics.step(k, t, dt_s, masks)
         offline = dict(masks.offline)
         offline[DeviceKind.LAMP] = (
@@ -117,17 +148,38 @@ class Simulation:
         )
         alarms = {DeviceKind.BIN: masks.bin_fire | masks.bin_tipped}
         frames = []
+        silent: dict[DeviceKind, BoolArray] = {}
         for kind, table in self.city.devices().items():
             due = (k + self._phase[kind]) % self._period[kind] == 0
             if kind in alarms:
                 due |= alarms[kind]
             gw = table.gateway
             gateway_up = np.where(gw >= 0, ~masks.gateway_down[np.maximum(gw, 0)], True)
-            reporting = np.flatnonzero(due & table.in_service & ~offline[kind] & gateway_up).astype(np.int32)
+            silent[kind] = offline[kind] | ~gateway_up
+            reporting = np.flatnonzero(due & table.in_service & ~silent[kind]).astype(np.int32)
             seq = self._seq[kind][reporting]
             self._seq[kind][reporting] += 1
             ts_ms = round(t * 1000) - self._lag_ms[kind][reporting]
             fields = {name: col[reporting] for name, col in columns[kind].items()}
             frames.append(Frame(kind, reporting, ts_ms.astype(np.int64), seq, MappingProxyType(fields)))
         self.tick_index += 1
-        return Tick(k, t, tuple(frames), tuple(started), masks.gateway_down.copy(), MappingProxyType(offline))
+        return Tick(
+            k,
+            t,
+            tuple(frames),
+            tuple(started),
+            masks.gateway_down.copy(),
+            MappingProxyType(offline),
+            self._lighting_truth(silent[DeviceKind.LAMP]),
+        )
+
+    def _lighting_truth(self, silent: BoolArray) -> LightingTruth:
+        view = self.physics.lighting.view
+        due = view.night & self.city.lamps.in_service
+        lit = due & view.burning
+        return LightingTruth(
+            due=int(np.count_nonzero(due)),
+            lit=int(np.count_nonzero(lit)),
+            due_silent=int(np.count_nonzero(due & silent)),
+            lit_silent=int(np.count_nonzero(lit & silent)),
+        )

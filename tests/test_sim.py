@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -401,6 +402,164 @@ def test_flood_depth_follows_rain(city: City) -> None:
     sim = Simulation(city, seed=8, start=MIDSUMMER, config=config)
     depth = [frames(sim.step())[DeviceKind.FLOOD_GAUGE]["water_depth"].max() for _ in range(6 * 12)]
     assert depth[0] == 0 and max(depth) > 15 and depth[-1] < max(depth) / 4
+
+
+# --- the fault kinds added for the detection report ---------------------------------------------------
+
+
+def _ticks(
+    city: City, events: list[FaultEvent], start: float, n: int, interval_s: float = 60.0
+) -> list[Tick]:
+    sim = Simulation(
+        city,
+        seed=12,
+        start=start,
+        config=SimConfig(interval_s=interval_s),
+        faults=FaultInjector(city, schedule=events),
+    )
+    return [sim.step() for _ in range(n)]
+
+
+def test_cycling_lamp_switches_10_to_30_times_an_hour_at_night_only(city: City) -> None:
+    lamp = city.lamps.ids[7]
+    night, noon = MIDSUMMER + 3600, MIDSUMMER + 12 * 3600
+    cycling = FaultEvent(FaultType.LAMP_CYCLING, lamp, "", MIDSUMMER, noon + 7200)
+    at_night = [frames(t)[DeviceKind.LAMP] for t in _ticks(city, [cycling], night, 61)]
+    counts = np.array([f["switch_count"][7] for f in at_night])
+    assert 10 <= counts[-1] - counts[0] <= 30  # over one hour
+    assert all(f["cycling"][7] for f in at_night) and not any(f["cycling"][8] for f in at_night)
+    on = np.array([f["lamp_on"][7] for f in at_night])
+    assert 0.5 < on.mean() < 0.9  # the relay is open for a part of each cycle
+    assert all(f["active_power"][7] < 1 for f, o in zip(at_night, on, strict=True) if not o)
+    assert all(f["dim_level"][7] == 0 for f, o in zip(at_night, on, strict=True) if not o)
+    neighbour = np.array([f["switch_count"][8] for f in at_night])
+    assert neighbour[-1] == neighbour[0]
+    by_day = [frames(t)[DeviceKind.LAMP] for t in _ticks(city, [cycling], noon, 30)]
+    assert not any(f["cycling"][7] or f["lamp_on"][7] for f in by_day)
+    assert len({f["switch_count"][7] for f in by_day}) == 1
+
+
+def test_stuck_relay_burns_while_commanded_off(city: City) -> None:
+    lamp = city.lamps.ids[9]
+    noon = MIDSUMMER + 12 * 3600
+    stuck = FaultEvent(FaultType.RELAY_STUCK, lamp, "", MIDSUMMER, noon + 7200)
+    day = frames(_ticks(city, [stuck], noon, 1)[0])
+    lamps = day[DeviceKind.LAMP]
+    assert not lamps["lamp_on"][9] and lamps["dim_level"][9] == 0
+    assert lamps["active_power"][9] > 0.9 * city.lamps.rated_power_w[9] and lamps["relay_failure"][9]
+    assert not lamps["day_burning"][9]  # the controller did not command it on
+    assert lamps["relay_failure"].sum() == 1 and (lamps["active_power"] > 1).sum() == 1
+    cabinet = day[DeviceKind.CABINET]
+    c = int(city.lamps.circuit[9])
+    assert cabinet["contactor_closed"][c] and cabinet["current_l1"][c] + cabinet["current_l2"][c] > 0.2
+    night = frames(_ticks(city, [stuck], MIDSUMMER + 3600, 1)[0])[DeviceKind.LAMP]
+    assert night["lamp_on"][9] and not night["relay_failure"][9]  # switched on as it should be
+
+
+def test_over_voltage_lifts_one_circuit_above_242_v(city: City) -> None:
+    over = FaultEvent(FaultType.OVER_VOLTAGE, city.circuits[3], "", MIDSUMMER, MIDSUMMER + 3600)
+    tick = frames(_ticks(city, [over], MIDSUMMER, 1)[0])
+    lamps, cabinets = tick[DeviceKind.LAMP], tick[DeviceKind.CABINET]
+    high = city.lamps.circuit[lamps["device"]] == 3
+    assert ((lamps["supply_voltage"][high] > 242) & (lamps["supply_voltage"][high] < 265)).all()
+    assert ((lamps["supply_voltage"][~high] >= 198) & (lamps["supply_voltage"][~high] <= 242)).all()
+    assert (lamps["active_power"][high] > 50).all()  # an LED driver still draws its rated power
+    for phase in ("voltage_l1", "voltage_l2", "voltage_l3"):
+        assert 242 < cabinets[phase][3] < 265 and (np.delete(cabinets[phase], 3) <= 242).all()
+
+
+def test_cabinet_leakage_and_open_door(city: City) -> None:
+    events = parse_schedule(
+        f'{{"fault": "leakage", "target": "{city.cabinets.ids[1]}", "start": {MIDSUMMER}, "duration_s": 3600,'
+        ' "residual_ma": 220}\n'
+        f'{{"fault": "cabinet_door", "target": "{city.cabinets.ids[4]}", "start": {MIDSUMMER},'
+        ' "duration_s": 600}\n'
+    )
+    ticks = [frames(t)[DeviceKind.CABINET] for t in _ticks(city, events, MIDSUMMER, 20)]
+    for k, cab in enumerate(ticks):
+        assert 200 < cab["residual_current"][1] < 240
+        assert (np.delete(cab["residual_current"], 1) < 30).all()  # a healthy circuit leaks a few mA
+        assert list(np.flatnonzero(cab["door_open"])) == ([4] if k < 10 else [])
+    assert events[0].record()["residual_ma"] == 220
+
+
+def test_pump_overcurrent_shows_while_that_pump_runs(city: City) -> None:
+    storm = RainEvent(MIDSUMMER + 1800, 3 * 3600, 60.0)  # every pump runs in the storm
+    config = SimConfig(
+        interval_s=300, physics=PhysicsConfig(rain=RainConfig(events_per_day=0, scheduled=(storm,)))
+    )
+    station = city.stations.ids[0]
+    (fault,) = parse_schedule(
+        f'{{"fault": "pump_overcurrent", "target": "{station}", "start": {MIDSUMMER}, "duration_s": 86400,'
+        ' "pump": 2, "current_factor": 1.4}'
+    )
+    assert fault.record()["pump"] == 2 and fault.record()["current_factor"] == 1.4
+    sim = Simulation(
+        city, seed=7, start=MIDSUMMER, config=config, faults=FaultInjector(city, schedule=[fault])
+    )
+    rated = city.stations.rated_current_a[0]
+    seen = 0
+    for _ in range(4 * 12):
+        s = frames(sim.step())[DeviceKind.PUMP_STATION]
+        for p in range(city.stations.pumps[0]):
+            if s[f"pump{p + 1}_running"][0]:
+                ratio = s[f"pump{p + 1}_current"][0] / rated
+                assert 1.3 < ratio < 1.5 if p == 1 else 0.8 < ratio < 1.0
+                seen += p == 1
+            else:
+                assert s[f"pump{p + 1}_current"][0] == 0
+    assert seen > 3
+    with pytest.raises(FaultPlanError, match="pumps"):
+        FaultInjector(city, schedule=[replace(fault, pump=int(city.stations.pumps[0]) + 1)])
+    for bad in ('"current_factor": 0.9', '"pump": 0', '"pump": true'):
+        with pytest.raises(FaultPlanError):
+            parse_schedule(
+                f'{{"fault": "pump_overcurrent", "target": "{station}", "start": 0, "end": 5, {bad}}}'
+            )
+
+
+def test_stuck_bin_meter_repeats_its_distance_while_the_bin_fills(city: City) -> None:
+    stuck = FaultEvent(FaultType.BIN_STUCK_SENSOR, city.bins.ids[3], "", MIDSUMMER + 7200, MIDSUMMER + 86_400)
+    sim = Simulation(
+        city,
+        seed=5,
+        start=MIDSUMMER,
+        config=SimConfig(interval_s=1800),
+        faults=FaultInjector(city, schedule=[stuck]),
+    )
+    reported: dict[float, tuple[float, float]] = {}
+    fill = []
+    for _ in range(2 * 24 * 2):
+        tick = sim.step()
+        bins = frames(tick)[DeviceKind.BIN]
+        fill.append(sim.physics.sanitation.fill[3])
+        rows = np.flatnonzero(bins["device"] == 3)
+        if len(rows):
+            reported[tick.t] = (float(bins["distance"][rows[0]]), float(bins["fill_level"][rows[0]]))
+    during = {v for t, v in reported.items() if stuck.start < t < stuck.end}
+    after = [v for t, v in reported.items() if t >= stuck.end]
+    assert len(during) == 1 and len(after) > 10 and len(set(after)) > 3
+    assert np.ptp(fill[4:48]) > 0.1  # the bin itself went on filling (or was emptied)
+
+
+def test_lighting_truth_counts_due_and_burning_lamps(city: City) -> None:
+    circuit = 2
+    on_circuit = int(np.count_nonzero(city.lamps.circuit == circuit))
+    events = [
+        FaultEvent(FaultType.LAMP_FAILURE, city.lamps.ids[0], "", MIDSUMMER, MIDSUMMER + 86_400),
+        FaultEvent(FaultType.DEVICE_OFFLINE, city.lamps.ids[1], "", MIDSUMMER, MIDSUMMER + 86_400),
+        FaultEvent(
+            FaultType.CABLE_THEFT, city.circuits[circuit], "", MIDSUMMER, MIDSUMMER + 86_400, "silent"
+        ),
+    ]
+    night, noon = (_ticks(city, events, t, 1)[0].lighting for t in (MIDSUMMER + 3600, MIDSUMMER + 12 * 3600))
+    n = len(city.lamps)
+    assert int(city.lamps.circuit[0]) != circuit and int(city.lamps.circuit[1]) != circuit
+    assert night.due == n and night.lit == n - 1 - on_circuit
+    assert night.due_silent == 1 + on_circuit and night.lit_silent == 1  # the offline lamp still burns
+    assert night.rate == pytest.approx((n - 1 - on_circuit) / n)
+    assert night.reporting_rate == pytest.approx((n - 2 - on_circuit) / (n - 1 - on_circuit))
+    assert noon.due == noon.lit == 0 and math.isnan(noon.rate)
 
 
 # --- faults, clock, runner ------------------------------------------------------------------------------
