@@ -18,7 +18,8 @@ reading, so ``evaluate`` is a comparison per device. A device never heard from i
 service never are.
 
 **Gateways**: ``gateway_offline`` when at least ``gateway_fraction`` of a gateway's in-service devices
-(at least ``gateway_min_devices``) are offline and none of them reports on time (a gateway that forwards
+(at least ``gateway_min_devices``; one, when all its devices report rarely, like hourly bin meters) are
+offline and none of them reports on time (a gateway that forwards
 anyone's reading is up: the lamps of a circuit whose cable was stolen fall silent, their cabinet on the
 same concentrator does not), or when the gateway's last will said so (``gateway_status``). Its devices go
 into ``ctx.suppressed_mask`` and raise no finding of their own.
@@ -88,6 +89,9 @@ class CommRules:
     min_cadence_s: float = 1.0  # CHOICE: deadlines are whole seconds
     never_seen_grace_s: float = 600.0  # CHOICE: after start, before a device never heard from is offline
     gateway_fraction: float = 0.9  # CHOICE: share of a gateway's devices offline at once
+    # CHOICE: a gateway whose devices all report this rarely or less (bin meters: hourly) is down as soon as
+    # all are late and one is offline; waiting for 90 % of hourly reporters to be overdue takes hours.
+    slow_reporter_s: float = 600.0
     gateway_min_devices: int = 2  # a gateway with one device: that device's finding
     circuit_fraction: float = 0.9  # CHOICE: as StreetlightRules.outage_fraction
     circuit_min_lamps: int = 2  # CHOICE: as StreetlightRules.circuit_min_lamps
@@ -209,6 +213,7 @@ class CommDetector:
         self._clocks: dict[DeviceKind, _Clock] = {}
         n_gateways = len(topology.gateways)
         self._gateway_n = np.zeros(n_gateways, dtype=np.int64)
+        fast = np.zeros(n_gateways, dtype=np.bool_)  # has a device reporting more often than slow_reporter_s
         self._gateway_members: dict[DeviceKind, Members] = {}
         for kind, table in topology.tables.items():
             default = config.default_cadence_s.get(kind, 60.0)
@@ -217,6 +222,9 @@ class CommDetector:
             members = Members.of(table.gateway, n_gateways, keep=table.in_service)
             self._gateway_members[kind] = members
             self._gateway_n += members.sizes()
+            quick = table.in_service & (prior < config.slow_reporter_s) & (table.gateway >= 0)
+            fast[table.gateway[quick]] = True
+        self._slow_gateway = ~fast
         self._heard_per_circuit = np.zeros(len(topology.circuits), dtype=np.int64)
         self._will_s = np.zeros(n_gateways, dtype=np.uint32)  # last will's time; 0: none
         self._start_ms: int | None = None
@@ -236,7 +244,12 @@ class CommDetector:
         clocks = sum(c.nbytes for c in self._clocks.values())
         members = sum(m.nbytes for m in self._gateway_members.values())
         return (
-            clocks + members + self._gateway_n.nbytes + self._heard_per_circuit.nbytes + self._will_s.nbytes
+            clocks
+            + members
+            + self._gateway_n.nbytes
+            + self._heard_per_circuit.nbytes
+            + self._will_s.nbytes
+            + self._slow_gateway.nbytes
         )
 
     # -- inputs ---------------------------------------------------------------------------------------
@@ -387,10 +400,13 @@ class CommDetector:
             gw = clock.gateway[off]
             gateway_off += np.bincount(gw[gw >= 0], minlength=n_gateways)
         n = self._gateway_n
+        # A gateway is down when none of its devices reports on time and enough of them are already past
+        # their offline time; for slow reporters (hourly bins) "enough" is one: they would otherwise go
+        # offline one by one, each with its own finding, long before 90 % of them are overdue at once.
+        slow_kinds_only = self._slow_gateway
+        needed = np.where(slow_kinds_only, 1, self.config.gateway_fraction * n)
         down = (self._will_s > 0) | (
-            (n >= self.config.gateway_min_devices)
-            & (gateway_off >= self.config.gateway_fraction * n)
-            & (gateway_slow >= n)
+            (n >= self.config.gateway_min_devices) & (gateway_off >= needed) & (gateway_slow >= n)
         )
         silent = self._silent_circuits(offline[DeviceKind.LAMP], down)
         self._cache = _Assessment(now_ms, offline, down, gateway_off, silent)

@@ -8,6 +8,7 @@ The threshold scales with the dim level: an LED driver at 50 % draws about half 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +34,11 @@ class LampPower:
         if self.default_rated_w <= 0:
             raise RuleConfigError(f"default_rated_w must be > 0, not {self.default_rated_w}")
 
-    def rated_w(self, lamps: Table) -> FloatArray:
-        return np.where(np.isnan(lamps.rated_power_w), self.default_rated_w, lamps.rated_power_w)
+    def rated_w(self, lamps: Table) -> npt.NDArray[np.floating[Any]]:
+        """Each lamp's rated power (the registry's own array when it gives every lamp one: no copy)."""
+        rated = lamps.rated_power_w
+        missing = np.isnan(rated)
+        return np.where(missing, np.float32(self.default_rated_w), rated) if missing.any() else rated
 
     def low_power_w(self, rated_w: FloatArray, dim_level: npt.ArrayLike) -> FloatArray:
         """The power below which a lamp at ``dim_level`` (0-100) is dark."""

@@ -74,8 +74,8 @@ class StreetlightRules:
     circuit_voltage_fraction: float = 0.5  # CHOICE: half a circuit's reporting lamps out: a circuit finding
     circuit_min_lamps: int = 2  # CHOICE: one lamp alone is a lamp finding, never a circuit finding
     leakage_ma: float = 30.0  # CHOICE: the trip rating of a personal-protection RCD
-    # CHOICE: a residual-current meter reads a healthy circuit's standing leakage (up to some 25 mA) with a
-    # few mA of noise; three readings in a row above the limit (two minutes) are a leak, not noise.
+    # CHOICE: a residual-current meter reads a healthy circuit's standing leakage (a few mA, up to some
+    # 25 mA) with a few mA of noise; three readings in a row above the limit (two minutes) are a leak.
     leakage_debounce_readings: int = 3
     door_debounce_readings: int = 1  # CHOICE: a door contact does not bounce for a minute
     outage_fraction: float = 0.9  # CHOICE: share of a circuit's due lamps dark without supply or silent
@@ -170,7 +170,7 @@ class StreetlightDetector:
         n, m = len(lamps), len(cabinets)
         self._in_service = lamps.in_service
         rated = power.rated_w(lamps)
-        self._rated = rated.astype(np.float32)
+        self._rated = rated.astype(np.float32, copy=False)  # the registry's array when complete
         c = config
         self.failure, self.relay, self.day = (Debounce(n, c.debounce_readings) for _ in range(3))
         self.over, self.under = Debounce(n, c.debounce_readings), Debounce(n, c.debounce_readings)
@@ -419,6 +419,9 @@ class StreetlightDetector:
             ("under_voltage", self.under, self.cab_under, "min", c.voltage_low_v),
         ):
             out_of_range = self._fresh(ctx, lamp_rule, LAMP, np.flatnonzero(lamps.active))
+            if self.comm is not None:  # a silent lamp's last voltage is history, not a new finding
+                stale = self.comm.offline_mask(LAMP, ctx.now_ms)[out_of_range]
+                out_of_range = out_of_range[~stale | np.isin(out_of_range, ctx.book.open_subjects(lamp_rule))]
             cabinets = np.flatnonzero(cabs.active & ~cab_gateway_down).astype(np.int32)
             groups = self.voltage.group(
                 ctx,

@@ -22,7 +22,8 @@ def rule_tables() -> str:
         )
     out = [BEGIN]
     for family, rows in families.items():
-        out += ["", f"### {family}", "", "| rule | subject | title | explanation template |", "|---|---|---|---|"]
+        out += ["", f"### {family}", "", "| rule | subject | title | explanation template |"]
+        out.append("|---|---|---|---|")
         out += rows
     out += ["", END]
     return "\n".join(out)

@@ -66,9 +66,15 @@ class Batch:
         return col if col is not None else np.full(len(self.device), np.nan)
 
 
+#: Fields no rule computes with, kept for the live view: half precision (3 significant digits) is plenty.
+_INFORMATIONAL = frozenset({"power_factor", "controller_temp", "supply_current"})
+
+
 def _storage(spec: FieldSpec) -> type[np.floating[Any]]:
     """float16 holds flags and small integers (dim level 0-100) exactly, NaN included; float32 the rest."""
     if spec.type is FieldType.BOOL or (spec.type is FieldType.INT and spec.high <= _HALF_EXACT):
+        return np.float16
+    if spec.name in _INFORMATIONAL:
         return np.float16
     return np.float32
 

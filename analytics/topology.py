@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ from devices.kinds import DeviceKind
 
 IntArray = npt.NDArray[np.int32]
 Int16Array = npt.NDArray[np.int16]
+CodeArray = npt.NDArray[np.signedinteger[Any]]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 StrArray = npt.NDArray[np.str_]
@@ -59,12 +61,12 @@ class Table:
 
     kind: DeviceKind
     ids: IdArray  # ASCII bytes, sorted ascending
-    district: Int16Array  # a city has a few dozen districts
-    road: IntArray
-    grid: IntArray
-    circuit: IntArray
-    gateway: IntArray
-    crew: Int16Array
+    district: CodeArray  # codes: int16 when the names fit (a city has a few dozen districts), else int32
+    road: CodeArray
+    grid: CodeArray
+    circuit: CodeArray
+    gateway: CodeArray
+    crew: CodeArray
     lat: Float32Array
     lon: Float32Array
     rated_power_w: Float32Array  # NaN when the registry has none
@@ -98,8 +100,25 @@ class Table:
     @property
     def nbytes(self) -> int:
         arrays = [getattr(self, n) for n in _ARRAY_FIELDS]
-        total: int = sum(a.nbytes for a in arrays) + sum(a.nbytes for a in self.params.values())
-        return total
+        return sum(_held(a) for a in arrays) + sum(_held(a) for a in self.params.values())
+
+
+def _held(a: npt.NDArray[Any]) -> int:
+    """Bytes an array really holds: a broadcast constant (stride 0) holds one item."""
+    return a.itemsize if a.ndim == 1 and a.strides[0] == 0 else int(a.nbytes)
+
+
+def _floats(values: list[float], n: int) -> Float32Array:
+    """float32 column; one shared NaN when no row has a value (a lamp has no capacity)."""
+    column = np.array(values, dtype=np.float32)
+    if n and np.isnan(column).all():
+        return np.broadcast_to(np.float32(np.nan), (n,))
+    return column
+
+
+def _narrow(codes: CodeArray, names: int) -> CodeArray:
+    """int16 codes when every name's code fits (a city's districts, often its roads and gateways)."""
+    return codes.astype(np.int16) if names < np.iinfo(np.int16).max else codes
 
 
 def _as_ids(ids: Sequence[str] | StrArray | IdArray) -> IdArray:
@@ -307,12 +326,21 @@ def build_topology(assets: Iterable[Asset], *, districts: Collection[str] | None
             rated_power_w=np.array(
                 [np.nan if a.rated_power_w is None else a.rated_power_w for a in rows], dtype=np.float32
             ),
-            capacity=np.array([np.nan if a.capacity is None else a.capacity for a in rows], dtype=np.float32),
+            capacity=_floats([np.nan if a.capacity is None else a.capacity for a in rows], n),
             install_day=np.array([_day(a.install_date) for a in rows], dtype=np.int16),
             in_service=np.array([a.in_service for a in rows], dtype=np.bool_),
             params=MappingProxyType(numeric),
             text_params=MappingProxyType(text),
         )
+    sizes = {
+        "road": len(road_n.codes),
+        "grid": len(grid_n.codes),
+        "circuit": len(circuit_n.codes),
+        "gateway": len(gateway_code),
+    }
+    for kind, t in tables.items():
+        narrowed = {name: _narrow(getattr(t, name), size) for name, size in sizes.items()}
+        tables[kind] = replace(t, **narrowed)  # type: ignore[arg-type]  # all four are code arrays
     circuits = circuit_n.names()
     circuit_cabinet = np.full(len(circuits), NONE, dtype=np.int32)
     cab = tables[DeviceKind.CABINET]
