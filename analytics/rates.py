@@ -69,6 +69,7 @@ LAMP_FAULT_RULES = (
     "under_voltage",
 )
 CIRCUIT_LAMP_RULES = ("circuit_outage", "circuit_over_voltage", "circuit_under_voltage")
+OUTAGE_RULES = ("circuit_outage",)  # its lamps are dark, whether they still report or not
 CABINET_FAULT_RULES = ("leakage", "cabinet_door")
 CIRCUIT_FAULT_RULES = ("circuit_outage",)
 
@@ -289,8 +290,7 @@ class CityRates:
         self._check_minutes = [hhmm_minutes(t, "check time") for t in config.check_local_times]
         self._flags = np.zeros((4, len(self._lamps)), dtype=np.bool_)  # due, unknown, dark, not intact
         self._code = np.zeros(len(self._lamps), dtype=np.int8)
-        self._circuit_key: tuple[bytes, ...] | None = None
-        self._circuit_lamps = np.zeros(0, dtype=np.int32)
+        self._circuit_cache: dict[tuple[str, ...], tuple[tuple[bytes, ...], IntArray]] = {}
         self._tally: _Tally | None = None
         self._done_day: int | None = None
         self._held: list[Conditions] | None = None
@@ -298,16 +298,17 @@ class CityRates:
 
     # -- counting ------------------------------------------------------------------------------------
 
-    def _lamps_under_circuit_findings(self, book: FindingBook) -> IntArray:
-        """Lamps attached to an open circuit finding: its children, or (none named) the whole circuit.
-        Rebuilt only when the open circuit findings change."""
-        key = tuple(book.open_subjects(rule).tobytes() for rule in CIRCUIT_LAMP_RULES)
-        if key == self._circuit_key:
-            return self._circuit_lamps
+    def _lamps_under_circuit_findings(self, book: FindingBook, rules: tuple[str, ...]) -> IntArray:
+        """Lamps attached to an open finding of ``rules``: its children, or (none named) the whole
+        circuit. Rebuilt only when those open findings change."""
+        key = tuple(book.open_subjects(rule).tobytes() for rule in rules)
+        cached = self._circuit_cache.get(rules)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         mask = np.zeros(len(self._lamps), dtype=np.bool_)
         whole: list[int] = []
         for finding in book.open_findings():
-            if finding.rule not in CIRCUIT_LAMP_RULES:
+            if finding.rule not in rules:
                 continue
             if finding.children and finding.child_kind == DeviceKind.LAMP.value:
                 found = self._lamps.find(finding.children)
@@ -316,8 +317,9 @@ class CityRates:
                 whole.append(finding.number)
         if whole:
             mask |= np.isin(self._lamps.circuit, whole)
-        self._circuit_key, self._circuit_lamps = key, np.flatnonzero(mask).astype(np.int32)
-        return self._circuit_lamps
+        lamps = np.flatnonzero(mask).astype(np.int32)
+        self._circuit_cache[rules] = (key, lamps)
+        return lamps
 
     def _broken(self, book: FindingBook, rules: tuple[str, ...], n: int) -> BoolArray:
         mask = np.zeros(n, dtype=np.bool_)
@@ -334,13 +336,19 @@ class CityRates:
         np.equal(lamp_state.last_ts, NEVER, out=unknown)  # never heard from
         np.logical_or(unknown, self.comm.offline_mask(DeviceKind.LAMP, ctx.now_ms), out=unknown)
         np.logical_and(unknown, due, out=unknown)
-        np.logical_or(self._lit(lamp_state), unknown, out=dark)
+        lit = self._lit(lamp_state)
+        # A lamp of a circuit that lost its supply is dark, not unknown, even when it fell silent: the
+        # circuit outage explains it (its last reading, from before the cut, would say lit).
+        cut = self._lamps_under_circuit_findings(ctx.book, OUTAGE_RULES)
+        unknown[cut] = False
+        lit[cut] = False
+        np.logical_or(lit, unknown, out=dark)
         np.logical_not(dark, out=dark)
         np.logical_and(dark, due, out=dark)
         broken.fill(False)
         for rule in LAMP_FAULT_RULES:
             broken[ctx.book.open_subjects(rule)] = True
-        broken[self._lamps_under_circuit_findings(ctx.book)] = True
+        broken[self._lamps_under_circuit_findings(ctx.book, CIRCUIT_LAMP_RULES)] = True
         return self._counts.fields(
             lamp_codes(self._in_service, due, dark, unknown, broken, out=self._code),
             self._broken(ctx.book, CABINET_FAULT_RULES, self.topology.count(DeviceKind.CABINET.value)),
@@ -440,4 +448,5 @@ class CityRates:
 
     @property
     def nbytes(self) -> int:
-        return self._counts.nbytes + self._circuit_lamps.nbytes + self._flags.nbytes + self._code.nbytes
+        cached = sum(lamps.nbytes for _, lamps in self._circuit_cache.values())
+        return self._counts.nbytes + cached + self._flags.nbytes + self._code.nbytes

@@ -280,6 +280,18 @@ def test_circuit_findings_make_their_lamps_not_intact() -> None:
     assert kpi(result, "road")["Bayi Road"]["intact"] == 6
 
 
+def test_silent_lamps_of_a_cut_circuit_are_dark_not_unknown() -> None:
+    engine, comm, faults = hand_engine()
+    now = at(6, 21, 21)
+    hand_readings(engine, now - 60_000)
+    comm.offline = {"B1", "B3"}  # they fell silent: the cable was cut after their last (lit) reading
+    assert kpi(engine.tick(now), "road")["Bayi Road"]["unknown"] == 2
+    faults.open["circuit_outage"] = {"CIR-B": ("B1", "B2", "B3")}
+    bayi = kpi(engine.tick(now + 60_000), "road")["Bayi Road"]
+    assert (bayi["due"], bayi["lit"], bayi["unknown"]) == (3, 0, 0)
+    assert bayi["lighting_rate"] == bayi["lighting_rate_lower"] == 0.0
+
+
 def night_engine(n: int = 4) -> tuple[Engine, Comm]:
     topo = build_topology(
         Asset(id=f"L{i}", kind="lamp", district="hongshan", road="Luoyu Road", road_class="trunk",
