@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what CityWatch needs on Debian / Ubuntu: Mosquitto and InfluxDB 1.x from the OS packages
+# Install what CityWatch needs on Debian / Ubuntu: Mosquitto, InfluxDB 1.x and PostgreSQL from the OS packages
 # when missing, and the Python packages into .venv. Safe to run again; quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v influx >/dev/null 2>&1 || missing+=(influxdb-client)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# PostgreSQL: the alert store's tests run against a real server too (its programs, not a service).
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing OS packages: ${missing[*]}"
     sudo=""
