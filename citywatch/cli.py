@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from citywatch import cli_analytics, cli_devices, cli_ingest, cli_run, cli_sim
+from citywatch import cli_alerts, cli_analytics, cli_devices, cli_ingest, cli_report, cli_run, cli_sim
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="CityWatch: city infrastructure monitoring."
@@ -15,7 +15,9 @@ app.add_typer(cli_devices.app, name="devices", help="Asset registry: import, exp
 app.add_typer(cli_sim.app, name="sim", help="Simulated city: generate an inventory, run it live.")
 app.add_typer(cli_ingest.app, name="ingest", help="MQTT to InfluxDB ingest worker and its dead-letter store.")
 app.add_typer(cli_analytics.app, name="analytics", help="Detectors, findings and rates for one partition.")
+app.add_typer(cli_alerts.app, name="alerts", help="Fault alerts: list, show, acknowledge, resolve, close.")
 app.command("run")(cli_run.run)
+app.command("report")(cli_report.report)
 
 
 @app.callback()
