@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -48,6 +48,14 @@ STATUS_FILTER = f"{topics.ROOT}/gw/+/status"
 
 class GatewayStatusSink(Protocol):
     def gateway_status(self, gateway: int, online: bool, ts_ms: int) -> None: ...
+
+
+class FindingListener(Protocol):
+    """Who acts on findings (the alert service): told each tick's events, and each tick."""
+
+    def on_events(self, events: Sequence[FindingEvent], now_ms: int) -> None: ...
+
+    def tick(self, now_ms: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,8 @@ class AnalyticsWorker:
         directory: Mapping[str, DeviceRef],
         *,
         gateway_sink: GatewayStatusSink | None = None,
+        listener: FindingListener | None = None,
+        on_stop: Sequence[Callable[[], None]] = (),
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.settings = settings
@@ -97,6 +107,8 @@ class AnalyticsWorker:
         self.engine = engine
         self.directory = directory
         self.gateway_sink = gateway_sink
+        self.listener = listener
+        self._on_stop = tuple(on_stop)
         self.wall_ms = wall_ms
         self.store = AnalyticsStore(influx, settings.partition, engine.rule_catalogue)
         self._queue: deque[tuple[str, bytes]] = deque()
@@ -136,6 +148,8 @@ class AnalyticsWorker:
         self._client.loop_stop()
         self.store.flush_findings()
         self.influx.close()
+        for close in self._on_stop:
+            close()
         self._state = "stopped"
         log.info("analytics %s stopped", self.settings.client_id)
 
@@ -199,7 +213,17 @@ class AnalyticsWorker:
         self._counters.tick_ms = (time.perf_counter() - started) * 1000.0
         self.ticks += 1
         self._emit(result)
+        self._tell(result.events, now)
         return result
+
+    def _tell(self, events: Sequence[FindingEvent], now_ms: int) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener.on_events(events, now_ms)
+            self.listener.tick(now_ms)
+        except Exception:  # the alerts must never stop the evaluation
+            log.exception("the finding listener failed")
 
     def _now_ms(self) -> int | None:
         if self.settings.clock == "data":
@@ -283,7 +307,9 @@ class AnalyticsWorker:
             self._watermark_ms = max(self._watermark_ms, end)
         fresh = self.engine.book.adopt(restored, end + s.restore_hold_s * 1000)
         if fresh:
-            self.store.write_events(FindingEvent(Change.OPENED, f, end) for f in fresh)
+            opened = [FindingEvent(Change.OPENED, f, end) for f in fresh]
+            self.store.write_events(opened)
+            self._tell(opened, end)
         log.info(
             "analytics restored: %d open findings, %d readings replayed, %d opened while down",
             len(restored),

@@ -9,6 +9,7 @@ import threading
 import typer
 from rich.console import Console
 
+from analytics.alerts.settings import AlertSettings
 from analytics.settings import AnalyticsSettings
 from citywatch.settings import CommonSettings
 
@@ -18,7 +19,7 @@ console = Console()
 
 @app.command("run")
 def run_worker() -> None:
-    """Run the analytics worker of the configured partition until SIGINT / SIGTERM."""
+    """Run the analytics worker (and its alert service) of the configured partition until SIGINT / SIGTERM."""
     from citywatch.services import build_analytics_worker
 
     common = CommonSettings()
@@ -28,8 +29,9 @@ def run_worker() -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     settings = AnalyticsSettings()
+    alerts = AlertSettings()
     with (
-        build_analytics_worker(common, settings, common.mqtt_url, common.influx_url),
+        build_analytics_worker(common, settings, common.mqtt_url, common.influx_url, alerts),
         contextlib.suppress(KeyboardInterrupt),
     ):
         done.wait()

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
+from analytics.alerts.settings import AlertSettings
 from analytics.settings import AnalyticsSettings
+from citywatch.demo_contacts import ensure_demo_contacts
 from citywatch.localstack import LocalInfluxDB, LocalMosquitto, free_port
+from citywatch.mailsink import LocalMailSink
 from citywatch.services import build_analytics_worker, build_ingest_worker
 from citywatch.settings import CommonSettings
 from citywatch.simulated_city import SimulatedCity, ensure_city
@@ -84,8 +87,17 @@ def run(
         if simulate and (speed != 1.0 or start is not None):
             # The simulated past replays faster than real time: judge it by its own clock.
             analytics_settings = analytics_settings.model_copy(update={"clock": "data"})
+        alert_settings = AlertSettings()
+        mail: LocalMailSink | None = None
+        if alert_settings.contacts_file is None:
+            # The demo: crews read their mail from a local sink under var/mail.
+            mail = stack.enter_context(LocalMailSink(common.var_dir / "mail"))
+            contacts = ensure_demo_contacts(
+                common.var_dir / "contacts.toml", common.registry_sqlalchemy_url(), mail
+            )
+            alert_settings = alert_settings.model_copy(update={"contacts_file": contacts})
         analytics = build_analytics_worker(
-            common, analytics_settings, endpoints.mqtt_url, endpoints.influx_url
+            common, analytics_settings, endpoints.mqtt_url, endpoints.influx_url, alert_settings
         )
         stack.enter_context(analytics)
         sim: SimulatedCity | None = None
@@ -96,7 +108,7 @@ def run(
             )
             stack.callback(sim.stop)
             sim.start()
-        _print_where_to_look(common, endpoints, ingest_settings, sim)
+        _print_where_to_look(common, endpoints, ingest_settings, sim, mail)
         status = StatusLine(worker, sim, analytics)
         deadline = time.monotonic() + duration if duration else None
         with contextlib.suppress(KeyboardInterrupt):
@@ -106,7 +118,11 @@ def run(
 
 
 def _print_where_to_look(
-    common: CommonSettings, ep: Endpoints, ingest: IngestSettings, sim: SimulatedCity | None
+    common: CommonSettings,
+    ep: Endpoints,
+    ingest: IngestSettings,
+    sim: SimulatedCity | None,
+    mail: LocalMailSink | None,
 ) -> None:
     influx_host_port = ep.influx_url.split("://", 1)[-1].rstrip("/")
     host, _, port = influx_host_port.partition(":")
@@ -123,6 +139,10 @@ def _print_where_to_look(
     console.print(f"  findings      {influx_cli} -execute '{findings}'")
     rates = "SELECT last(lighting_rate) FROM kpi WHERE scope = 'district' GROUP BY scope_id"
     console.print(f'  rates         {influx_cli} -execute "{rates}"')
+    console.print("  alerts        citywatch alerts list | show ID | ack ID --who NAME | resolve ID ...")
+    console.print("  bulletin      citywatch report monthly | weekly")
+    if mail is not None:
+        console.print(f"  crews' mail   {mail.directory} (Maildir; SMTP sink on 127.0.0.1:{mail.port})")
     if sim is not None:
         console.print(f"  fault truth   {sim.truth_path}")
         console.print(f"  city          {sim.inventory}")

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Mapping
 
+from analytics.alerts import DeliveryError
+from analytics.alerts.notify import AppriseCourier, MqttCourier, OutboxSender
+from analytics.alerts.policy import AlertPolicy, PolicyConfig
+from analytics.alerts.routing import TopologyLocator
+from analytics.alerts.service import AlertService, load_contacts
+from analytics.alerts.settings import AlertSettings
+from analytics.alerts.severity import SeverityConfig, SeverityPolicy, WorkCalendar
+from analytics.alerts.store import AlertStore
 from analytics.assembly import build_assembly
+from analytics.findings import RuleInfo
 from analytics.settings import AnalyticsSettings
 from analytics.topology import Topology, build_topology
 from analytics.worker import AnalyticsWorker
@@ -16,6 +27,8 @@ from devices.registry import Registry
 from ingest.influx import InfluxTarget, InfluxV1
 from ingest.settings import IngestSettings
 from ingest.worker import IngestWorker
+
+log = logging.getLogger(__name__)
 
 
 def influx_target(common: CommonSettings, url: str) -> InfluxTarget:
@@ -62,13 +75,29 @@ def analytics_inputs(
 
 
 def build_analytics_worker(
-    common: CommonSettings, settings: AnalyticsSettings, mqtt_url: str, influx_url: str
+    common: CommonSettings,
+    settings: AnalyticsSettings,
+    mqtt_url: str,
+    influx_url: str,
+    alerts: AlertSettings | None = None,
 ) -> AnalyticsWorker:
-    """An analytics worker (not started) for the partition ``settings`` names."""
+    """An analytics worker (not started) for the partition ``settings`` names, with its alert service
+    when ``alerts`` is given."""
     topology, directory = analytics_inputs(common, settings)
     assembly = build_assembly(topology, settings)
     influx = InfluxV1(influx_target(common, influx_url))
     influx.create_database()
+    service = None
+    if alerts is not None:
+        service = build_alert_service(
+            common,
+            alerts,
+            topology,
+            assembly.engine.rule_catalogue,
+            mqtt_url,
+            influx_url,
+            settings.partition,
+        )
     return AnalyticsWorker(
         settings,
         BrokerAddress.from_url(mqtt_url),
@@ -76,4 +105,45 @@ def build_analytics_worker(
         assembly.engine,
         directory,
         gateway_sink=assembly.comm,
+        listener=service,
+        on_stop=(service.close,) if service is not None else (),
+    )
+
+
+def build_alert_service(
+    common: CommonSettings,
+    settings: AlertSettings,
+    topology: Topology,
+    catalogue: Mapping[str, RuleInfo],
+    mqtt_url: str,
+    influx_url: str,
+    partition: str,
+) -> AlertService:
+    """The alert service of one partition: store, policy from the contacts file, apprise and MQTT couriers."""
+    contacts = load_contacts(settings.contacts_file)
+    policy = AlertPolicy(
+        PolicyConfig(),
+        SeverityPolicy(SeverityConfig(), WorkCalendar()),
+        contacts,
+        TopologyLocator(topology),
+        catalogue=catalogue,
+    )
+    store = AlertStore(settings.sqlalchemy_url(common.var_dir))
+    closers = []
+    control_room = []
+    try:
+        courier = MqttCourier(BrokerAddress.from_url(mqtt_url), client_id=f"citywatch-alerts-{partition}")
+        control_room.append(courier.__enter__())
+        closers.append(courier.close)
+    except DeliveryError as exc:  # the control-room feed waits for the broker; mail still goes
+        log.warning("control-room MQTT feed off: %s", exc)
+    sender = OutboxSender(store, [AppriseCourier()], contacts.urls, control_room=control_room)
+    return AlertService(
+        policy,
+        store,
+        sender,
+        InfluxV1(influx_target(common, influx_url)),
+        partition,
+        wall_ms=lambda: time.time_ns() // 1_000_000,
+        on_close=closers,
     )
