@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import mailbox
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any, Self
 
@@ -22,7 +22,7 @@ class _Filer:
         self.box = box
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        message = message_from_bytes(envelope.original_content or envelope.content)
+        message: Message = message_from_bytes(envelope.original_content or envelope.content)
         self.box.add(message)
         log.info("mail for %s: %s", ", ".join(envelope.rcpt_tos), message.get("Subject", ""))
         return "250 OK"
@@ -49,5 +49,18 @@ class LocalMailSink:
         """The apprise URL that delivers to ``to`` through this sink (plain SMTP, no login)."""
         return f"mailto://127.0.0.1:{self.port}?from=citywatch@localhost&to={to}"
 
-    def messages(self) -> list[Message]:
-        return [message_from_bytes(m.as_bytes()) for m in self.box]
+    def messages(self) -> list[EmailMessage]:
+        """Every message filed so far, parsed (subjects and bodies decoded)."""
+        parsed: list[EmailMessage] = []
+        for m in self.box:
+            message = message_from_bytes(m.as_bytes(), policy=policy.default)
+            if isinstance(message, EmailMessage):
+                parsed.append(message)
+        return parsed
+
+
+def text_of(message: EmailMessage) -> str:
+    """Subject and plain-text body of a message, decoded."""
+    body = message.get_body(preferencelist=("plain", "html"))
+    content = body.get_content() if body is not None else ""
+    return f"{message.get('Subject', '')}\n{content}"

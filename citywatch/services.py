@@ -138,11 +138,13 @@ def build_alert_service(
     except DeliveryError as exc:  # the control-room feed waits for the broker; mail still goes
         log.warning("control-room MQTT feed off: %s", exc)
     sender = OutboxSender(store, [AppriseCourier()], contacts.urls, control_room=control_room)
+    influx = InfluxV1(influx_target(common, influx_url))
+    closers.append(influx.close)
     return AlertService(
         policy,
         store,
         sender,
-        InfluxV1(influx_target(common, influx_url)),
+        influx,
         partition,
         wall_ms=lambda: time.time_ns() // 1_000_000,
         on_close=closers,
