@@ -81,10 +81,19 @@ class StreetlightRules:
     outage_fraction: float = 0.9  # CHOICE: share of a circuit's due lamps dark without supply or silent
     outage_clear_fraction: float = 0.5  # CHOICE: hysteresis, an outage holds while half its lamps are out
     collapse_fraction: float = 0.1  # CHOICE: cabinet current under 10 % of what its lamps should draw
+    # CHOICE: one cabinet reading suffices: with the contactor closed and no lamp reporting lit since, a
+    # current under 10 % of the load is no noise; waiting a second reading left a stolen circuit's silent
+    # lamps counted lit (their last reading) for another minute (bench/detection.py, lighting rate).
+    collapse_readings: int = 1
     nominal_voltage_v: float = 220.0  # DOMAIN: 220 V mains
 
     def __post_init__(self) -> None:
-        for name in ("debounce_readings", "leakage_debounce_readings", "door_debounce_readings"):
+        for name in (
+            "debounce_readings",
+            "leakage_debounce_readings",
+            "door_debounce_readings",
+            "collapse_readings",
+        ):
             value = getattr(self, name)
             if not 1 <= value <= 100:
                 raise RuleConfigError(f"{name} must be 1 to 100 readings, not {value}")
@@ -178,7 +187,7 @@ class StreetlightDetector:
         self.leak = Debounce(m, c.leakage_debounce_readings)
         self.door = Debounce(m, c.door_debounce_readings)
         self.flags = LampFlags(np.zeros(n, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.bool_))
-        self.cabinet = CabinetFlags(Debounce(m, c.debounce_readings), np.zeros(m, np.float32))
+        self.cabinet = CabinetFlags(Debounce(m, c.collapse_readings), np.zeros(m, np.float32))
         self.cycling_level = np.zeros(n, dtype=np.float32)  # switches in the window, as of the last reading
         self._cycling_on = np.zeros(0, dtype=np.int32)
         self._was_day = np.zeros(n, dtype=np.bool_)

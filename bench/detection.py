@@ -425,7 +425,8 @@ def rate_lines(out: Outcome, console: Console) -> None:
         mark = ""
         if judged and gap.samples:
             mark = " [green]PASS[/green]" if gap.max_pt <= 0.1 else " [red]FAIL[/red]"
-        console.print(f"  {name}: max {_fmt(gap.max_pt)} / mean {_fmt(gap.mean_pt)}{mark}")
+        share = f", {100 * gap.within:.2f} % of ticks within 0.1" if gap.samples else ""
+        console.print(f"  {name}: max {_fmt(gap.max_pt)} / mean {_fmt(gap.mean_pt)}{share}{mark}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

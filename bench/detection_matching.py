@@ -293,14 +293,16 @@ class RateGap:
     samples: int
     max_pt: float
     mean_pt: float
+    within: float = math.nan  # share of the samples within the 0.1-point target
 
 
-def rate_gap(pairs: Iterable[tuple[float, float]]) -> RateGap:
+def rate_gap(pairs: Iterable[tuple[float, float]], target_pt: float = 0.1) -> RateGap:
     """Compare ``(computed, truth)`` rates (fractions); pairs where either is NaN are left out."""
     gaps = [abs(a - b) * 100.0 for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
     if not gaps:
         return RateGap(0, math.nan, math.nan)
-    return RateGap(len(gaps), max(gaps), sum(gaps) / len(gaps))
+    within = sum(g <= target_pt + 1e-9 for g in gaps) / len(gaps)
+    return RateGap(len(gaps), max(gaps), sum(gaps) / len(gaps), within)
 
 
 def unmapped_counts(spans: Iterable[FindingSpan], mapped: Iterable[str]) -> dict[str, tuple[int, int, int]]:

@@ -148,4 +148,5 @@ def build_alert_service(
         partition,
         wall_ms=lambda: time.time_ns() // 1_000_000,
         on_close=closers,
+        rules_file=settings.rules_file,
     )

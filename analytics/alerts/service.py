@@ -16,14 +16,17 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from analytics.alerts import AlertConfigError
+from analytics.alerts.cityfile import rules_from_text
 from analytics.alerts.events import transition_line
 from analytics.alerts.model import Alert, AlertEvent, AlertState
 from analytics.alerts.notify import OutboxSender
 from analytics.alerts.policy import AlertPolicy, Changes
 from analytics.alerts.routing import Contacts
+from analytics.alerts.severity import SeverityPolicy
 from analytics.alerts.store import AlertStore, StaleAlert
 from analytics.findings import FindingEvent
 from ingest import InfluxError
@@ -60,6 +63,7 @@ class AlertService:
         *,
         wall_ms: Callable[[], int] | None = None,
         on_close: Sequence[Callable[[], None]] = (),
+        rules_file: Path | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -69,6 +73,33 @@ class AlertService:
         self.wall_ms = wall_ms
         self.errors = 0
         self._on_close = tuple(on_close)
+        self.rules_file = rules_file
+        self._rules_stamp: tuple[int, int] | None = None
+        self.reload_rules()
+
+    def reload_rules(self) -> None:
+        """Read the city's alert rules file again if it changed; a bad file is reported and ignored."""
+        if self.rules_file is None:
+            return
+        try:
+            st = self.rules_file.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._rules_stamp:
+                return
+            rules = rules_from_text(self.rules_file.read_text(encoding="utf-8"))
+        except (OSError, AlertConfigError) as exc:
+            log.error("alert rules file %s not applied: %s", self.rules_file, exc)
+            return
+        p = self.policy
+        self.policy = AlertPolicy(
+            replace(p.config, maintenance=rules.maintenance),
+            SeverityPolicy(rules.severity, rules.calendar),
+            p.contacts,
+            p.locator,
+            catalogue=p.catalogue,
+        )
+        self._rules_stamp = stamp
+        log.info("alert rules loaded from %s: %d planned works", self.rules_file, len(rules.maintenance))
 
     def close(self) -> None:
         for close in self._on_close:
@@ -93,6 +124,7 @@ class AlertService:
 
     def tick(self, now_ms: int) -> None:
         """What time does (escalation, auto-resolve, auto-close), then deliveries and event export."""
+        self.reload_rules()
 
         def compute() -> tuple[Changes, list[Alert]]:
             alerts = {a.id: a for a in self.store.list(state=_NOT_CLOSED, limit=_MAX_ALERTS)}

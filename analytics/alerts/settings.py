@@ -18,6 +18,9 @@ class AlertSettings(BaseSettings):
 
     db_url: str | None = None
     contacts_file: Path | None = None
+    # severity classes, deadlines, the working-day calendar and planned works (analytics/alerts/cityfile.py);
+    # read again whenever it changes, so planned works can be added while the service runs
+    rules_file: Path | None = None
 
     def sqlalchemy_url(self, var_dir: Path) -> str:
         return self.db_url or f"sqlite:///{var_dir / 'alerts.db'}"
