@@ -66,8 +66,20 @@ class LitJudge:
 
     def __call__(self, state: KindState) -> BoolArray:
         v = state.values
-        dim: FloatArray = np.nan_to_num(v["dim_level"], nan=100.0)  # no dimming reported: full
-        bright = v["active_power"] * 100.0 >= self.full_w * dim  # NaN power compares False
-        on = (v["lamp_on"] > 0.5) & (dim > 0.0)
-        failed = v["lamp_failure"] > 0.5
-        return np.asarray(bright & on & ~failed, dtype=np.bool_)
+        # Flags are stored as float16 (0, 1 or NaN); numpy's float16 arithmetic is slow, so they are read
+        # by their bit pattern, and the dim level is converted once.
+        dim = v["dim_level"].astype(np.float32)
+        dim[np.isnan(dim)] = 100.0  # a controller without dimming reports none: full power
+        bright = v["active_power"] * np.float32(100.0) >= self.full_w * dim  # NaN power compares False
+        on = is_set(v["lamp_on"]) & (dim > 0.0)
+        return np.asarray(bright & on & ~is_set(v["lamp_failure"]), dtype=np.bool_)
+
+
+_ONE_F16 = np.float16(1.0).view(np.uint16)
+
+
+def is_set(flag: npt.NDArray[np.floating[Any]]) -> BoolArray:
+    """A stored flag is set (1.0); unset (0.0) and unknown (NaN) are not. Fast for float16 storage."""
+    if flag.dtype == np.float16:
+        return np.asarray(flag.view(np.uint16) == _ONE_F16, dtype=np.bool_)
+    return np.asarray(flag > 0.5, dtype=np.bool_)
