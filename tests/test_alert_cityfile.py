@@ -25,6 +25,10 @@ rules = { cabinet_door = "ordinary" }
 [calendar]
 holidays = ["2026-10-01"]
 
+[policy]
+ack_timeout_min = { serious = 60 }
+auto_resolve_after_min = 5
+
 [[maintenance]]
 scope_kind = "road"
 scope_id = "Luoyu Road"
@@ -38,6 +42,9 @@ def test_the_rules_file_gives_severity_calendar_and_planned_works() -> None:
     rules = rules_from_text(RULES)
     assert rules.severity.rules["cabinet_door"] is Severity.ORDINARY
     assert dt.date(2026, 10, 1) in rules.calendar.holidays
+    assert rules.policy.ack_timeout_ms[Severity.SERIOUS] == 3_600_000
+    assert rules.policy.ack_timeout_ms[Severity.EMERGENCY] == 15 * 60_000  # the default stays
+    assert rules.policy.auto_resolve_after_ms == 5 * 60_000
     (window,) = rules.maintenance
     assert (window.scope_kind, window.scope_id, window.reason) == ("road", "Luoyu Road", "cable replacement")
     assert window.start_ms == round(dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC).timestamp() * 1000)
@@ -52,6 +59,7 @@ def test_the_rules_file_gives_severity_calendar_and_planned_works() -> None:
         ("[[maintenance]]\nscope_kind = 'road'\nscope_id = 'x'\nend = 2026-11-25T05:00:00+08:00",
          "start is missing"),
         ("[works]\n", "unknown sections"),
+        ("[policy]\nack_timeout = 5", "unknown keys"),
         ("[severity]\nrules = { leakage = 'urgent' }", "severity"),
         ("not toml = = 1", "alert rules file"),
     ],

@@ -10,6 +10,12 @@ planned works (maintenance windows) operators add while the service runs.
     holidays = ["2026-10-01", "2026-10-02"]
     makeup_days = ["2026-09-27"]
 
+    [policy]                         # analytics.alerts.policy.PolicyConfig, times in minutes
+    auto_resolve_after_min = 10
+    reopen_grace_min = 1440
+    ack_timeout_min = { emergency = 15, serious = 120, ordinary = 480 }
+    deadline_escalation = [0.8, 1.0]
+
     [[maintenance]]                  # analytics.alerts.policy.MaintenanceWindow
     scope_kind = "road"              # road, circuit, grid_cell, district, gateway or a device kind
     scope_id = "Luoyu Road"
@@ -29,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.alerts import AlertConfigError
-from analytics.alerts.policy import MaintenanceWindow
+from analytics.alerts.model import Severity
+from analytics.alerts.policy import MaintenanceWindow, PolicyConfig
 from analytics.alerts.severity import SeverityConfig, WorkCalendar
 
 
@@ -37,7 +44,37 @@ from analytics.alerts.severity import SeverityConfig, WorkCalendar
 class CityAlertRules:
     severity: SeverityConfig = field(default_factory=SeverityConfig)
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     maintenance: tuple[MaintenanceWindow, ...] = ()
+
+
+_MINUTES = ("auto_resolve_after", "reopen_grace", "verify_resolve", "flap_window")
+_PER_SEVERITY = ("ack_timeout", "group_wait")
+
+
+def _policy(data: Mapping[str, Any]) -> PolicyConfig:
+    """PolicyConfig from ``[policy]``: durations in minutes (``*_min``), the rest as named."""
+    allowed = {f"{n}_min" for n in (*_MINUTES, *_PER_SEVERITY)} | {"flap_max_reopens", "deadline_escalation"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise AlertConfigError(f"policy: unknown keys {sorted(unknown)} (known: {sorted(allowed)})")
+    values: dict[str, Any] = {}
+    try:
+        for name in _MINUTES:
+            if f"{name}_min" in data:
+                values[f"{name}_ms"] = round(float(data[f"{name}_min"]) * 60_000)
+        for name in _PER_SEVERITY:
+            if f"{name}_min" in data:
+                table = {Severity(k): round(float(v) * 60_000) for k, v in data[f"{name}_min"].items()}
+                values[f"{name}_ms"] = {**getattr(PolicyConfig(), f"{name}_ms"), **table}
+        if "flap_max_reopens" in data:
+            values["flap_max_reopens"] = int(data["flap_max_reopens"])
+        if "deadline_escalation" in data:
+            first, second = (float(x) for x in data["deadline_escalation"])
+            values["deadline_escalation"] = (first, second)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise AlertConfigError(f"policy: {exc}") from None
+    return PolicyConfig(**values)
 
 
 def _ms(where: str, value: object) -> int:
@@ -71,7 +108,7 @@ def _window(i: int, raw: object) -> MaintenanceWindow:
 
 
 def rules_from_mapping(data: Mapping[str, Any]) -> CityAlertRules:
-    unknown = set(data) - {"severity", "calendar", "maintenance"}
+    unknown = set(data) - {"severity", "calendar", "policy", "maintenance"}
     if unknown:
         raise AlertConfigError(f"alert rules: unknown sections {sorted(unknown)}")
     windows = data.get("maintenance", [])
@@ -80,6 +117,7 @@ def rules_from_mapping(data: Mapping[str, Any]) -> CityAlertRules:
     return CityAlertRules(
         severity=SeverityConfig.from_mapping(data.get("severity", {})),
         calendar=WorkCalendar.from_mapping(data.get("calendar", {})),
+        policy=_policy(data.get("policy", {})),
         maintenance=tuple(_window(i, w) for i, w in enumerate(windows)),
     )
 

@@ -92,7 +92,7 @@ class AlertService:
             return
         p = self.policy
         self.policy = AlertPolicy(
-            replace(p.config, maintenance=rules.maintenance),
+            replace(rules.policy, incidents=p.config.incidents, maintenance=rules.maintenance),
             SeverityPolicy(rules.severity, rules.calendar),
             p.contacts,
             p.locator,
