@@ -19,9 +19,10 @@ rate: at each night tick (every lamp due by the simulator's clock from 17 min be
 beyond the schedule's 15 min switching margins; the first hour left out as warm-up) the engine's city
 ``kpi`` ``lighting_rate`` against
 
-- the truth as the engine can know it: the lamps heard from within k = 3 periods (the others are unknown
-  and left out of an observed rate), each lit or not as it was at its last reading: this checks the
-  computation, and should agree to the lamp;
+- the truth now over the lamps the engine can know (judged, target 0.1 point): those heard from within
+  k = 3 periods, and those on a circuit it has found cut (an open circuit_outage finding explains its
+  silent lamps: they are dark); each lit or not as it really is now;
+- the readings as last reported (not judged: the engine knows more than that, a cut circuit's lamps);
 - the simulator's ``LightingTruth`` now (lit / due over every due lamp): it also shows what the unknown
   lamps hide (a silent theft, a dead gateway) and the minutes before a silent lamp turns unknown;
 - and the lower bound (unknown counted dark) against the same truth.
@@ -178,17 +179,35 @@ class RateSample:
     truth: float  # lit / due over every lamp due, now (``LightingTruth``)
     as_reported: float  # lit / due over the lamps the engine knows, each as of its last reading
     unknown: float  # share of the due lamps without a reading for k periods
+    known_now: float = math.nan  # lit / due now, over the lamps the engine can know (see rate_sample)
 
 
-def rate_sample(result: TickResult, sim: Simulation, tick: Tick, known: KnownLamps) -> RateSample:
-    """The engine's rates against the simulator's ``LightingTruth`` and the truth as last reported."""
+def rate_sample(
+    result: TickResult, sim: Simulation, tick: Tick, known: KnownLamps, cut: npt.NDArray[np.bool_]
+) -> RateSample:
+    """The engine's rates against the simulator's ``LightingTruth``, the truth as last reported, and the
+    truth now over the lamps the engine can know: those heard from within k periods, and those on a
+    circuit it has found cut (``cut``: the lamps of its open circuit_outage findings, silent or not)."""
     observed, lower = city_rate(result)
-    due = sim.physics.lighting.view.night & sim.city.lamps.in_service
+    view = sim.physics.lighting.view
+    due = view.night & sim.city.lamps.in_service
     seen = due & (tick.index - known.last < known.periods)
     n_due, n_seen = int(np.count_nonzero(due)), int(np.count_nonzero(seen))
     as_reported = np.count_nonzero(seen & known.burning) / n_seen if n_seen else math.nan
     unknown = (n_due - n_seen) / n_due if n_due else math.nan
-    return RateSample(observed, lower, tick.lighting.rate, as_reported, unknown)
+    knowable = seen | (due & cut)
+    n_knowable = int(np.count_nonzero(knowable))
+    known_now = np.count_nonzero(knowable & view.burning) / n_knowable if n_knowable else math.nan
+    return RateSample(observed, lower, tick.lighting.rate, as_reported, unknown, known_now)
+
+
+def cut_lamps(engine: Engine, lamp_number: dict[str, int], n: int) -> npt.NDArray[np.bool_]:
+    """The simulator's lamps attached to the engine's open circuit_outage findings."""
+    cut = np.zeros(n, dtype=np.bool_)
+    for finding in engine.book.open_findings():
+        if finding.rule == "circuit_outage":
+            cut[[lamp_number[c] for c in finding.children if c in lamp_number]] = True
+    return cut
 
 
 @dataclass(slots=True)
@@ -237,6 +256,7 @@ def simulate(args: argparse.Namespace, console: Console) -> Outcome:
     events: list[tuple[str, str, str, int]] = []
     rates: list[RateSample] = []
     known = KnownLamps(len(city.lamps), obs.offline_periods)
+    lamp_number = {str(i): n for n, i in enumerate(city.lamps.ids.tolist())}
     injected: Counter[str] = Counter()
     timing.setup = time.perf_counter() - began
     for k in range(ticks):
@@ -254,7 +274,8 @@ def simulate(args: argparse.Namespace, console: Console) -> Outcome:
         t4 = time.perf_counter()
         events.extend((e.change.value, e.finding.rule, e.finding.subject, e.at_ms) for e in result.events)
         if tick.t - start >= obs.warmup_s and TickView(sim, tick, index, obs).deep_night:
-            rates.append(rate_sample(result, sim, tick, known))
+            cut = cut_lamps(engine, lamp_number, len(city.lamps))
+            rates.append(rate_sample(result, sim, tick, known, cut))
         timing.simulate += t1 - t0
         timing.truth += t2 - t1
         timing.ingest += t3 - t2
@@ -410,8 +431,15 @@ def rate_lines(out: Outcome, console: Console) -> None:
     )
     lines = (
         (
-            "observed vs truth as the engine can know it (lamps heard from in k periods, as last reported)",
+            "observed vs the readings as last reported (not judged: the engine also knows which silent "
+            "lamps a cut circuit explains)",
             rate_gap((r.observed, r.as_reported) for r in rates),
+            False,
+        ),
+        (
+            "observed vs truth now over the lamps the engine can know (heard from in k periods, or on a "
+            "circuit it found cut)",
+            rate_gap((r.observed, r.known_now) for r in rates),
             True,
         ),
         (
