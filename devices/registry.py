@@ -23,6 +23,7 @@ from devices import RegistryError
 from devices.assets import COLUMNS, GATEWAY, TEXT_LIMITS, Asset, AssetError, params_json
 from devices.contract import DeviceRef
 from devices.kinds import DeviceKind
+from devices.sql import database_url
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,10 @@ class Registry:
 
     def __init__(self, url: str) -> None:
         try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise RegistryError(f"{url!r} is not a database URL: {exc}") from exc
+            parsed = database_url(url, "the registry")
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from exc
         backend = parsed.get_backend_name()
-        if backend not in ("sqlite", "postgresql"):
-            raise RegistryError(f"the registry runs on SQLite or PostgreSQL, not {backend}")
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")  # the driver citywatch[postgres] installs
         self._where = where = parsed.render_as_string(hide_password=True)
         try:
             if backend == "sqlite":

@@ -65,6 +65,7 @@ from analytics.alerts.model import (
     Transition,
 )
 from analytics.alerts.policy import Changes
+from devices.sql import database_url
 
 log = logging.getLogger(__name__)
 
@@ -339,14 +340,10 @@ class AlertStore:
 
     def __init__(self, url: str) -> None:
         try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as exc:
-            raise AlertStoreError(f"{url!r} is not a database URL: {exc}") from exc
+            parsed = database_url(url, "the alert store")
+        except ValueError as exc:
+            raise AlertStoreError(str(exc)) from exc
         backend = parsed.get_backend_name()
-        if backend not in ("sqlite", "postgresql"):
-            raise AlertStoreError(f"the alerts run on SQLite or PostgreSQL, not {backend}")
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")  # the driver citywatch[postgres] installs
         self._where = parsed.render_as_string(hide_password=True)
         try:
             if backend == "sqlite":
