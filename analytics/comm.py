@@ -227,6 +227,7 @@ class CommDetector:
         self._slow_gateway = ~fast
         self._heard_per_circuit = np.zeros(len(topology.circuits), dtype=np.int64)
         self._will_s = np.zeros(n_gateways, dtype=np.uint32)  # last will's time; 0: none
+        self._was_down = np.zeros(n_gateways, dtype=np.bool_)  # gateways down at the last assessment
         self._start_ms: int | None = None
         self._cache: _Assessment | None = None
         self._rules = comm_rules(tuple(topology.tables))
@@ -250,6 +251,7 @@ class CommDetector:
             + self._heard_per_circuit.nbytes
             + self._will_s.nbytes
             + self._slow_gateway.nbytes
+            + self._was_down.nbytes
         )
 
     # -- inputs ---------------------------------------------------------------------------------------
@@ -408,9 +410,31 @@ class CommDetector:
         down = (self._will_s > 0) | (
             (n >= self.config.gateway_min_devices) & (gateway_off >= needed) & (gateway_slow >= n)
         )
-        silent = self._silent_circuits(offline[DeviceKind.LAMP], down)
+        recovered = self._was_down & ~down
+        self._was_down = down
+        if recovered.any():
+            # The link is back: every device behind it gets its full periods to report again, counted
+            # from now. Otherwise the hourly meters behind a gateway that was down go offline one by one,
+            # each with its own finding, in the hour after the gateway itself came back.
+            self._restart_deadlines(recovered, now_s)
+            return self._assess(now_ms)
+        silent = self._silent_circuits(offline.get(DeviceKind.LAMP, np.zeros(0, np.int32)), down)
         self._cache = _Assessment(now_ms, offline, down, gateway_off, silent)
         return self._cache
+
+    def _restart_deadlines(self, gateways: BoolArray, now_s: int) -> None:
+        c = self.config
+        for clock in self._clocks.values():
+            behind = np.flatnonzero(
+                (clock.gateway >= 0) & gateways[np.maximum(clock.gateway, 0)] & clock.heard
+            )
+            if not len(behind):
+                continue
+            cadence = clock.cadence[behind].astype(np.float64)
+            late = np.minimum(now_s + np.ceil(c.late_after * cadence), _NO_DEADLINE - 1).astype(np.uint32)
+            off = np.minimum(now_s + np.ceil(c.offline_after * cadence), _NO_DEADLINE - 1).astype(np.uint32)
+            clock.late_at[behind] = np.maximum(clock.late_at[behind], late)
+            clock.offline_at[behind] = np.maximum(clock.offline_at[behind], off)
 
     def _silent_circuits(self, offline_lamps: IntArray, gateway_down: BoolArray) -> BoolArray:
         clock = self._clocks[DeviceKind.LAMP]

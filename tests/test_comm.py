@@ -371,3 +371,28 @@ def test_a_steady_device_never_goes_offline(
         eng.ingest([readings(DeviceKind.BIN, [0], t)])
     events += eng.tick(t).events
     assert opened(events) == []
+
+
+def test_hourly_meters_behind_a_gateway_that_was_down_are_one_finding_and_none_after_it_returns() -> None:
+    topo = build_topology(city(lamps=2, bins=6, lone_gauge=False))
+    eng, _ = engine(topo)
+    hour = 60 * MIN
+    # Six meters report hourly, each at its own minute of the hour: they learn their cadence.
+    for h in range(4):
+        for b in range(6):
+            eng.ingest([readings(DeviceKind.BIN, [b], T0 + h * hour + b * 10 * MIN)])
+            eng.tick(T0 + h * hour + b * 10 * MIN + 1000)
+    down_from = T0 + 4 * hour
+    events: list[FindingEvent] = []
+    for minute in range(0, 4 * 60, 5):  # GW-B says nothing for four hours
+        events += eng.tick(down_from + minute * MIN).events
+    assert opened(events) == ["GW-B"]  # one gateway finding, no meter of its own
+    back = down_from + 4 * hour
+    after: list[FindingEvent] = []
+    for minute in range(0, 70, 5):  # the meters come back one by one, each at its own minute
+        due = [b for b in range(6) if b * 10 == minute]
+        if due:
+            eng.ingest([readings(DeviceKind.BIN, due, back + minute * MIN)])
+        after += eng.tick(back + minute * MIN + 1000).events
+    assert cleared(after, "gateway_offline") == ["GW-B"]
+    assert not opened(after)  # none of the meters still waiting for its minute is called offline
