@@ -214,10 +214,6 @@ def theil_sen(t: AnyFloat, y: AnyFloat, use: BoolArray) -> tuple[AnyFloat, AnyFl
     return slope, np.where(np.isnan(slope), np.nan, intercept).astype(y.dtype)
 
 
-def _id_text(ids: npt.NDArray[np.bytes_]) -> tuple[str, ...]:
-    return tuple(ids.astype(np.str_).tolist())
-
-
 def collection_route(
     ids: npt.ArrayLike,
     fill: npt.ArrayLike,
@@ -254,7 +250,7 @@ class BinDetector:
         bins = topology.table(BIN)
         n, k = len(bins), c.forecast_points
         self._rules = _rules(c)
-        self.ids = bins.ids  # ASCII bytes, the topology's own array
+        self.bins = bins  # the topology's table: ids for the records
         self.empty_cm = bins.param("empty_distance_cm", np.nan).astype(np.float32)
         blind = bins.param("blind_zone_cm", c.default_blind_zone_cm)
         self.blind_cm = np.minimum(blind, 0.9 * self.empty_cm).astype(np.float32)  # NaN height: NaN
@@ -290,7 +286,7 @@ class BinDetector:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray) and v is not self.ids)
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
     def forecast_full_ms(self) -> FloatArray:
         """Per bin, the epoch ms at which it reaches ``full_pct``: forecast for a filling bin, when it
@@ -466,7 +462,7 @@ class BinDetector:
             self._emptied.clear()
             fields = {"fill_before": before, "fill_after": after, "collected_ms": at.astype(np.float64)}
             ctx.records.append(
-                KpiTable("bin_collection", BIN.value, _id_text(self.ids[dev]), fields, ctx.now_ms)
+                KpiTable("bin_collection", BIN.value, tuple(self.bins.id_text(dev)), fields, ctx.now_ms)
             )
         if ctx.now_ms < self._next_forecast_ms:
             return
@@ -477,5 +473,5 @@ class BinDetector:
             hours = np.maximum(self.full_at[rows] - ctx.now_ms, 0.0) / _HOUR_MS
             fields = {"fill": self.fill[rows].astype(np.float64), "hours_to_full": hours}
             ctx.records.append(
-                KpiTable("bin_forecast", BIN.value, _id_text(self.ids[rows]), fields, ctx.now_ms)
+                KpiTable("bin_forecast", BIN.value, tuple(self.bins.id_text(rows)), fields, ctx.now_ms)
             )

@@ -25,25 +25,26 @@ FINDING = "finding"
 MAX_CHILDREN_TEXT = 5000  # ids written with a finding (a circuit has a few hundred lamps at most)
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-_KEY_ESCAPES = _TAG_ESCAPES
 
 
 def _tag(value: str) -> str:
     return value.replace("\\", "\\\\").translate(_TAG_ESCAPES).replace("\n", " ")
 
 
-def _text(value: str) -> str:
+def string_field(value: str) -> str:
+    """A string field value, quoted and escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
-def _tags(pairs: Iterable[tuple[str, str]]) -> str:
+def tag_set(pairs: Iterable[tuple[str, str]]) -> str:
+    """``,k=v`` for each non-empty pair, sorted by key as InfluxDB prefers."""
     return "".join(f",{k}={_tag(v)}" for k, v in sorted(pairs) if v)
 
 
 def finding_line(event: FindingEvent, info: RuleInfo, partition: str) -> str:
     f = event.finding
     state = "cleared" if event.change is Change.CLEARED else "open"
-    tags = _tags(
+    tags = tag_set(
         [
             ("rule", f.rule),
             ("family", info.family),
@@ -54,13 +55,13 @@ def finding_line(event: FindingEvent, info: RuleInfo, partition: str) -> str:
         ]
     )
     fields = [
-        f"state={_text(state)}",
-        f"change={_text(event.change.value)}",
+        f"state={string_field(state)}",
+        f"change={string_field(event.change.value)}",
         f"level={f.level}i",
         f"since_ms={f.since_ms}i",
-        f"explanation={_text(f.explanation)}",
-        f"children={_text(','.join(f.children[:MAX_CHILDREN_TEXT]))}",
-        f"child_kind={_text(f.child_kind)}",
+        f"explanation={string_field(f.explanation)}",
+        f"children={string_field(','.join(f.children[:MAX_CHILDREN_TEXT]))}",
+        f"child_kind={string_field(f.child_kind)}",
         f"children_count={len(f.children)}i",
     ]
     for name, number in (("value", f.value), ("threshold", f.threshold)):

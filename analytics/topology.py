@@ -95,7 +95,8 @@ class Table:
         return np.where(np.isnan(values), default, values)
 
     def id_text(self, numbers: npt.ArrayLike) -> list[str]:
-        return [b.decode("ascii") for b in self.ids[np.asarray(numbers, dtype=np.int64)].tolist()]
+        chosen = self.ids[np.asarray(numbers, dtype=np.int64)]
+        return list(chosen.astype(np.str_).tolist())  # ASCII: numpy decodes the whole array at once
 
     @property
     def nbytes(self) -> int:
@@ -181,8 +182,8 @@ class Topology:
             DISTRICT: self.districts,
         }.get(subject)
         if table is None:
-            ids = self.tables[DeviceKind(subject)].ids
-            return [ids[i].decode("ascii") if i >= 0 else "" for i in index.tolist()]
+            names = self.tables[DeviceKind(subject)].id_text(np.maximum(index, 0))
+            return [n if i >= 0 else "" for n, i in zip(names, index.tolist(), strict=True)]
         return [str(table[i]) if i >= 0 else "" for i in index.tolist()]
 
     def number(self, subject: str, name: str) -> int:

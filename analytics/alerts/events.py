@@ -16,7 +16,7 @@ overwrite each other and Grafana would draw one annotation for ten alerts.
 from __future__ import annotations
 
 from analytics.alerts.model import Alert, Transition
-from analytics.lineproto import _tags, _text
+from analytics.lineproto import string_field, tag_set
 
 ALERT_EVENT = "alert_event"
 # InfluxDB refuses a string field above 64 KiB, and with it the whole write; a person's note is a few
@@ -30,7 +30,7 @@ def annotation_title(t: Transition, alert: Alert) -> str:
 
 def transition_line(t: Transition, alert: Alert, partition: str) -> str:
     """One transition of ``alert`` as a line (ms precision); tags with an empty value are left out."""
-    tags = _tags(
+    tags = tag_set(
         [
             ("rule", alert.rule),
             ("subject", alert.subject),
@@ -43,11 +43,11 @@ def transition_line(t: Transition, alert: Alert, partition: str) -> str:
         ]
     )
     fields = [
-        f"alert_id={_text(t.alert_id)}",
-        f"actor={_text(t.actor)}",
-        f"note={_text(t.note[:MAX_NOTE_CHARS])}",
-        f"from_state={_text('' if t.from_state is None else t.from_state.value)}",
+        f"alert_id={string_field(t.alert_id)}",
+        f"actor={string_field(t.actor)}",
+        f"note={string_field(t.note[:MAX_NOTE_CHARS])}",
+        f"from_state={string_field('' if t.from_state is None else t.from_state.value)}",
         f"deadline_ms={alert.deadline_ms}i",
-        f"title={_text(annotation_title(t, alert))}",
+        f"title={string_field(annotation_title(t, alert))}",
     ]
     return f"{ALERT_EVENT}{tags} {','.join(fields)} {t.at_ms}"
