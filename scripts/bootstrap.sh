@@ -13,9 +13,15 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v influx >/dev/null 2>&1 || missing+=(influxdb-client)
+command -v mosquitto_ctrl >/dev/null 2>&1 || missing+=(mosquitto-clients)  # per-device broker accounts
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # PostgreSQL: the alert store's tests run against a real server too (its programs, not a service).
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# Chromium (Debian's, not a browser download) for the crew page's browser test; only the test command asks.
+if [ "${CITYWATCH_BOOTSTRAP_BROWSER:-0}" = 1 ]; then
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing OS packages: ${missing[*]}"
     sudo=""

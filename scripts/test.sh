@@ -3,7 +3,7 @@
 # (the integration tests start their own Mosquitto and InfluxDB on free loopback ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+CITYWATCH_BOOTSTRAP_BROWSER=1 scripts/bootstrap.sh
 echo "== ruff";   .venv/bin/ruff check .
 echo "== format"; .venv/bin/ruff format --check .
 echo "== mypy";   .venv/bin/mypy
