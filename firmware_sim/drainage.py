@@ -9,6 +9,10 @@ drains and falls as it drains away, slowly while its station's well is surcharge
 Faults: a station that fails to start keeps its lead pump off at the start level (the next pump starts
 0.4 m higher); a pump with an overcurrent fault draws 1.2-1.5 × its rated current whenever it runs (a
 healthy one ~0.9 ×).
+
+Operators' commands put single pumps in hand mode (``Drainage.hand``, see ``firmware_sim.manual``): a pump
+started by hand runs whatever the level (down to a dry well), one stopped by hand stays off, until the
+hand mode ends.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from firmware_sim.city import BoolArray, City, FloatArray
 from firmware_sim.faults import FaultMasks
+from firmware_sim.manual import PumpControl
 from firmware_sim.weather import DAY_S, Climate, Rain
 
 SUBSTEP_S = 120.0  # the wet well moves ~1/6 of start-to-stop per substep at most
@@ -64,19 +69,22 @@ class Drainage:
         self.g_battery = (rng.uniform(180, 720, len(gauges)), rng.random(len(gauges)))
         self.depth = np.zeros(len(gauges))
         self._bearing_ready = False
+        self.hand = PumpControl(n, self.slots)  # operators' commands; draws nothing from the seed
 
-    def _control(self, no_start: BoolArray) -> None:
+    def _control(self, no_start: BoolArray, t: float) -> None:
         st = self.city.stations
+        hand_run, hand_stop = self.hand.masks(t)
         rank = (np.arange(self.slots)[None, :] - self.lead[:, None]) % self.pumps[:, None]
         threshold = np.minimum(
             st.start_level_m[:, None] + STANDBY_STEP_M * rank, st.overflow_level_m[:, None] - 0.1
         )
-        blocked = no_start[:, None] & (rank == 0)
-        starting = self.valid & ~self.running & (self.level[:, None] >= threshold) & ~blocked
+        blocked = (no_start[:, None] & (rank == 0)) | hand_stop
+        starting = self.valid & ~self.running & ((self.level[:, None] >= threshold) | hand_run) & ~blocked
         self.running |= starting
         self.starts += starting
         was_running = self.running.any(axis=1)
-        self.running &= ~(self.level <= st.stop_level_m)[:, None]
+        self.running &= ~(self.level <= st.stop_level_m)[:, None] | hand_run
+        self.running &= ~hand_stop
         cycle_over = was_running & ~self.running.any(axis=1)
         self.lead = np.where(cycle_over, (self.lead + 1) % self.pumps, self.lead)
 
@@ -91,7 +99,7 @@ class Drainage:
         outflow = self.running.sum(axis=1) * self.pump_flow * 0.95
         self.level += (self.inflow - outflow) * (h / 3600.0) / self.area
         self.level = np.clip(self.level, 0.05, st.overflow_level_m + SURCHARGE_M)
-        self._control(faults.station_no_start)  # the PLC acts on the level it now sees
+        self._control(faults.station_no_start, t)  # the PLC acts on the level it now sees
         target = ambient + self.bearing_rise * self.running
         self.bearing += (target - self.bearing) * (1 - math.exp(-h / BEARING_LAG_S))
         surcharged = self.level >= st.overflow_level_m - SURCHARGE_M

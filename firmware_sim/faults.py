@@ -10,6 +10,11 @@ that became active, whose ``record()`` is one line of the ground-truth JSONL::
 ``mode`` appears for cable theft only (``silent``: the lamps stop reporting; ``zero_power``: they report
 0 V and 0 W), ``drop_pct`` for a bridge frequency drop only, ``residual_ma`` for a leakage only, ``pump``
 (1-based) and ``current_factor`` (times rated current) for a pump overcurrent only. Pure: no clock, no I/O.
+
+Command faults (``CommandFault``: a device that acknowledges commands but does not act on them, or one that
+never answers) are scheduled and logged the same way, on any device kind. They are not drawn at random
+(nobody sends commands in a random run) and live in their own enum: ``FaultType`` lists the faults the
+telemetry shows, which the detection benchmark scores one by one.
 """
 
 from __future__ import annotations
@@ -54,8 +59,16 @@ class FaultType(enum.StrEnum):
     BIN_STUCK_SENSOR = "bin_stuck_sensor"  # the fill meter's distance reading freezes
 
 
+class CommandFault(enum.StrEnum):
+    IGNORES_COMMANDS = "ignores_commands"  # acknowledges commands, then does nothing
+    COMMAND_DEAF = "command_deaf"  # never acknowledges (nor acts on) a command
+
+
+AnyFault = FaultType | CommandFault
+_COMMAND_FAULTS = frozenset(f.value for f in CommandFault)
+
 #: What a fault's target is: a DeviceKind value, "circuit" or "gateway" (None: any device kind).
-TARGET_KIND: Mapping[FaultType, str | None] = MappingProxyType(
+TARGET_KIND: Mapping[AnyFault, str | None] = MappingProxyType(
     {
         FaultType.LAMP_FAILURE: DeviceKind.LAMP.value,
         FaultType.DAY_BURNING: DeviceKind.LAMP.value,
@@ -74,6 +87,8 @@ TARGET_KIND: Mapping[FaultType, str | None] = MappingProxyType(
         FaultType.CABINET_DOOR: DeviceKind.CABINET.value,
         FaultType.PUMP_OVERCURRENT: DeviceKind.PUMP_STATION.value,
         FaultType.BIN_STUCK_SENSOR: DeviceKind.BIN.value,
+        CommandFault.IGNORES_COMMANDS: None,
+        CommandFault.COMMAND_DEAF: None,
     }
 )
 
@@ -137,7 +152,7 @@ def iso(t: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FaultEvent:
-    fault: FaultType
+    fault: AnyFault
     target: str
     kind: str  # the target's kind: a DeviceKind value, "circuit" or "gateway"
     start: float  # epoch seconds, inclusive
@@ -188,7 +203,7 @@ def _number(value: object, what: str) -> float:
     raise FaultPlanError(f"{what} must be a number")
 
 
-def _magnitude(fault: FaultType, target: str, item: dict[str, object]) -> tuple[float, int]:
+def _magnitude(fault: AnyFault, target: str, item: dict[str, object]) -> tuple[float, int]:
     """A leakage's residual current, or a pump overcurrent's factor and pump number; (0, 0) otherwise."""
     if fault is FaultType.LEAKAGE:
         magnitude = _number(item.get("residual_ma", DEFAULT_LEAKAGE_MA), "residual_ma")
@@ -209,10 +224,15 @@ def _magnitude(fault: FaultType, target: str, item: dict[str, object]) -> tuple[
 def _entry(item: object) -> FaultEvent:
     if not isinstance(item, dict):
         raise FaultPlanError("an entry must be a JSON object")
-    try:
-        fault = FaultType(str(item.get("fault")))
-    except ValueError:
-        raise FaultPlanError(f"unknown fault {item.get('fault')!r:.40}") from None
+    name = str(item.get("fault"))
+    fault: AnyFault
+    if name in _COMMAND_FAULTS:
+        fault = CommandFault(name)
+    else:
+        try:
+            fault = FaultType(name)
+        except ValueError:
+            raise FaultPlanError(f"unknown fault {item.get('fault')!r:.40}") from None
     target = item.get("target")
     if not isinstance(target, str) or not target:
         raise FaultPlanError("target must be a device, circuit or gateway id")
@@ -280,6 +300,8 @@ class FaultMasks:
     cabinet_door: BoolArray
     pump_current_factor: FloatArray  # stations × pump slots: times rated current, 0 where healthy
     bin_stuck: BoolArray
+    ignores_commands: dict[DeviceKind, BoolArray]
+    command_deaf: dict[DeviceKind, BoolArray]
 
     @classmethod
     def none(cls, city: City) -> FaultMasks:
@@ -305,6 +327,8 @@ class FaultMasks:
             cabinet_door=no(len(city.cabinets)),
             pump_current_factor=np.zeros((len(city.stations), pump_slots(city))),
             bin_stuck=no(len(city.bins)),
+            ignores_commands={kind: no(len(table)) for kind, table in city.devices().items()},
+            command_deaf={kind: no(len(table)) for kind, table in city.devices().items()},
         )
 
 
@@ -355,7 +379,7 @@ class FaultInjector:
         self.city, self.seed, self.rate, self.rates, self.durations = city, seed, rate, rates, durations
         resolved = [self._resolve(e) for e in schedule]
         self._pending = sorted(resolved, key=lambda a: a.event.start)[::-1]  # popped from the end, in order
-        self._active: dict[tuple[FaultType, str], _Active] = {}
+        self._active: dict[tuple[AnyFault, str], _Active] = {}
         self._masks: FaultMasks | None = None
 
     def _resolve(self, event: FaultEvent) -> _Active:
@@ -464,6 +488,10 @@ class FaultInjector:
             event, i = item.event, item.index
             if event.fault is FaultType.DEVICE_OFFLINE:
                 masks.offline[DeviceKind(event.kind)][i] = True
+            elif event.fault is CommandFault.IGNORES_COMMANDS:
+                masks.ignores_commands[DeviceKind(event.kind)][i] = True
+            elif event.fault is CommandFault.COMMAND_DEAF:
+                masks.command_deaf[DeviceKind(event.kind)][i] = True
             elif event.fault is FaultType.BRIDGE_FREQ_DROP:
                 masks.node_freq_factor[i] *= 1.0 - event.drop
             elif event.fault is FaultType.LEAKAGE:

@@ -13,6 +13,10 @@ lamp_on false then, counts each re-closing and raises its cycling flag); a stuck
 lamp burns while commanded off (lamp_on false, dim 0, power ~rated, relay_failure flag). A leaking cabinet
 reports its residual current, an opened one its door contact. ``Lighting.view`` keeps what really happened
 at the last tick (night, switched on, burning per lamp): the ground truth of the lighting rate.
+
+Operators' commands (``Lighting.manual``, see ``firmware_sim.manual``) switch or dim a lamp over its
+schedule; a dimmed LED driver draws its rated power times the level. The day-burning flag stays the
+controller's own (its schedule or photocell lit it by day), not an operator's choice.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from devices import solar
 from devices.kinds import DeviceKind
 from firmware_sim.city import BoolArray, City, FloatArray
 from firmware_sim.faults import FaultMasks
+from firmware_sim.manual import LampControl
 from firmware_sim.weather import DAY_S
 
 NOMINAL_V = 220.0
@@ -115,6 +120,7 @@ class Lighting:
         self.cycle_s = (3600.0 / rng.uniform(*CYCLES_PER_H, n)).astype(np.float32)
         self.cycle_phase = rng.uniform(0.0, 1.0, n).astype(np.float32)
         self.view = LampView(np.zeros(n, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.bool_))
+        self.manual = LampControl(n)  # operators' commands; draws nothing from the seed
 
     def step(
         self, t: float, dt_s: float, faults: FaultMasks, rng: np.random.Generator, ambient_c: float
@@ -144,7 +150,8 @@ class Lighting:
         ambient_c: float,
     ) -> Columns:
         n = len(self.circuit)
-        commanded = night | f.lamp_dayburn
+        scheduled = night | f.lamp_dayburn
+        commanded, level = self.manual.apply(t, night, scheduled)  # level None: every lamp at full
         cycling = f.lamp_cycling & commanded
         cyclers = np.flatnonzero(cycling)
         switched_on = commanded
@@ -161,7 +168,8 @@ class Lighting:
         volts = np.where(f.circuit_over[self.circuit], volts * OVER_FACTOR, volts)
         volts = np.where(dead, 0.0, volts)
         rated = self.city.lamps.rated_power_w
-        watts = np.where(burning, rated * self.efficiency * (1.0 + 0.005 * noise[1]), STANDBY_W)
+        full = rated * self.efficiency * (1.0 + 0.005 * noise[1])
+        watts = np.where(burning, full if level is None else full * (level / 100.0), STANDBY_W)
         watts = np.where(dead, 0.0, np.minimum(watts, rated))
         pf = np.where(burning, np.clip(0.965 + 0.01 * noise[2], 0.9, 0.995), 0.5)
         pf = np.where(dead, 0.0, pf)
@@ -183,13 +191,13 @@ class Lighting:
             "power_factor": np.round(pf, 3),
             "active_energy": np.round(state.energy_wh, 1),
             "lamp_on": switched_on,
-            "dim_level": np.where(switched_on, 100, 0),
+            "dim_level": np.where(switched_on, 100 if level is None else level, 0),
             "burning_hours": np.round(state.burning_h, 2),
             "switch_count": state.switches.copy(),
             "controller_temp": np.round(ambient_c + 3.0 + 9.0 * burning + 0.5 * noise[0], 1),
             "lamp_failure": switched_on & f.lamp_failed & ~dead,
             "relay_failure": f.lamp_relay_stuck & ~switched_on & burning,  # current flows, commanded off
-            "day_burning": commanded & ~night,
+            "day_burning": scheduled & ~night,
             "cycling": cycling,
         }
 

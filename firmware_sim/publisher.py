@@ -5,12 +5,17 @@ allowed to write all ``cw/v1/gw/+/...`` and ``cw/v1/dev/+/...`` topics). Publish
 ``max_inflight`` messages may wait for their PUBACK; ``publish`` blocks until the broker catches up, so a
 slow broker slows the simulator instead of filling memory. A topic always goes over the same connection,
 so each gateway's messages stay in order.
+
+With ``listen``, the first connection also subscribes to the command topics of every device and gateway
+(``devices.commands.COMMAND_FILTERS``; the account must be allowed to read them) and keeps what arrives
+for ``commands()``: the runner lets the simulated devices answer them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import ssl
 import threading
 import zlib
@@ -21,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.broker import BrokerAddress
+from devices.commands import COMMAND_FILTERS
 from firmware_sim import PublishError
 from firmware_sim.payloads import Message
 
@@ -39,6 +45,7 @@ class MqttPublisher:
         max_inflight: int = 1000,
         connect_timeout: float = 10.0,
         ack_timeout: float = 60.0,
+        listen: bool = False,
     ) -> None:
         if connections < 1 or max_inflight < 1:
             raise ValueError("connections and max_inflight must be at least 1")
@@ -46,6 +53,8 @@ class MqttPublisher:
         self.max_inflight = max_inflight
         self.connect_timeout = connect_timeout
         self.ack_timeout = ack_timeout
+        self.listen = listen
+        self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         prefix = client_id or f"citywatch-sim-{os.getpid()}"
         self._clients = [
             self._client(f"{prefix}-{i}" if connections > 1 else prefix, i) for i in range(connections)
@@ -74,6 +83,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def _on_connect(self, client: mqtt.Client, index: int, _flags: Any, reason: Any, _props: Any) -> None:
@@ -82,6 +92,8 @@ class MqttPublisher:
             log.warning("broker %s refused connection %d: %s", self.address, index, reason)
         else:
             log.info("connected to %s (connection %d)", self.address, index)
+            if self.listen and index == 0:  # again after every reconnect: the session may be new
+                client.subscribe([(f, 1) for f in COMMAND_FILTERS])
         self._connected[index].set()
 
     def _on_disconnect(self, client: mqtt.Client, index: int, _flags: Any, reason: Any, _props: Any) -> None:
@@ -97,6 +109,18 @@ class MqttPublisher:
             self._lock.notify_all()
         if reason.is_failure:
             log.warning("broker refused a message: %s", reason)
+
+    def _on_message(self, _client: mqtt.Client, _index: int, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put((message.topic, bytes(message.payload)))
+
+    def commands(self) -> list[tuple[str, bytes]]:
+        """The command messages received since the last call (topic, payload), oldest first."""
+        out: list[tuple[str, bytes]] = []
+        while True:
+            try:
+                out.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return out
 
     def __enter__(self) -> Self:
         for index, client in enumerate(self._clients):

@@ -4,6 +4,10 @@
 ``WallClock`` (the system clock, or a fake one in tests). ``publish_readings`` is the entry point for
 tests and benchmarks: it publishes exactly ``count`` readings, timestamped in the recent past, as fast as
 the sink takes them, and says which (device, ts) it published.
+
+Given a ``CommandSource`` (the publisher listening on the command topics), the devices take the commands
+addressed to them between ticks (``firmware_sim.commands``) and their acknowledgements go out at once;
+the effect shows in the next tick's readings.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import orjson
 from devices.kinds import DeviceKind
 from firmware_sim.city import City
 from firmware_sim.clock import RateLimit, SimClock
+from firmware_sim.commands import CommandTaker
 from firmware_sim.faults import FaultEvent, FaultInjector
 from firmware_sim.payloads import Message, MessageSink, PayloadBuilder, TickReadings
 from firmware_sim.simulation import SimConfig, Simulation, Tick
@@ -31,6 +36,7 @@ from firmware_sim.simulation import SimConfig, Simulation, Tick
 log = logging.getLogger(__name__)
 
 MAX_AGE_S = 29 * 86_400  # the ingest rejects readings older than 30 days (devices.contract.Limits)
+COMMAND_POLL_S = 0.05  # with commands, wait between ticks in steps this short: devices answer at once
 
 
 class WallClock(Protocol):
@@ -50,6 +56,12 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(max(seconds, 0.0))
+
+
+class CommandSource(Protocol):
+    """The command messages received since the last call (``publisher.MqttPublisher(listen=True)``)."""
+
+    def commands(self) -> list[tuple[str, bytes]]: ...
 
 
 class TruthSink(Protocol):
@@ -113,8 +125,17 @@ def aligned_now(interval_s: float, now: float | None = None) -> float:
 
 
 class _Run:
-    def __init__(self, sim: Simulation, sink: MessageSink, options: RunOptions, wall: WallClock) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        sink: MessageSink,
+        options: RunOptions,
+        wall: WallClock,
+        commands: CommandSource | None = None,
+    ) -> None:
         self.sim, self.sink, self.options, self.wall = sim, sink, options, wall
+        self.commands = commands
+        self.taker = CommandTaker(sim) if commands is not None else None
         self.builder = PayloadBuilder(sim.city, max_batch=options.max_batch)
         rate = options.rate_limit
         self.limiter = RateLimit(rate, burst=max(rate, float(options.max_batch))) if rate else None
@@ -129,6 +150,14 @@ class _Run:
         self.sink.publish(message)
         self.messages += 1
         self.readings += message.readings
+
+    def take_commands(self, now_s: float) -> None:
+        """Let the devices answer the commands that arrived (``now_s``: simulated time)."""
+        if self.commands is None or self.taker is None:
+            return
+        for topic, payload in self.commands.commands():
+            for answer in self.taker.take(topic, payload, now_s):
+                self.send(answer)
 
     def statuses(
         self, online: bool, gateway_numbers: np.ndarray, devices: dict[DeviceKind, np.ndarray]
@@ -178,14 +207,17 @@ def run(
     *,
     wall: WallClock | None = None,
     truth: TruthSink | None = None,
+    commands: CommandSource | None = None,
 ) -> RunResult:
     """Run ``sim`` until ``max_readings`` or ``duration_s`` is reached (or ``wall`` is a stopped
-    SystemClock); publishes retained statuses, each tick's readings, and logs faults to ``truth``."""
+    SystemClock); publishes retained statuses, each tick's readings, and logs faults to ``truth``; the
+    devices answer the ``commands`` that arrive."""
     options = options or RunOptions()
     wall = wall or SystemClock()
     clock = SimClock(sim.start, options.speed, wall.time())
     end = math.inf if options.duration_s is None else sim.start + options.duration_s
-    state = _Run(sim, sink, options, wall)
+    state = _Run(sim, sink, options, wall, commands)
+    pause = 1.0 if commands is None else COMMAND_POLL_S
     stop = wall.stop if isinstance(wall, SystemClock) else threading.Event()
     state.statuses(True, *state.everyone())
     first_t = last_t = None
@@ -194,9 +226,11 @@ def run(
             break
         due = clock.wall_at(sim.next_time)
         while (now := wall.time()) < due and not stop.is_set():
-            wall.sleep(min(due - now, 1.0))
+            state.take_commands(clock.now(now))
+            wall.sleep(min(due - now, pause))
         if stop.is_set():
             break
+        state.take_commands(clock.now(wall.time()))
         tick = sim.step()
         first_t = tick.t if first_t is None else first_t
         last_t = tick.t
