@@ -1,4 +1,4 @@
-"""`citywatch devices` sub-commands: the asset registry (import, export, list, stats)."""
+"""`citywatch devices` sub-commands: the asset registry (import, export, list, stats, decommission)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColum
 from rich.table import Table
 from rich.text import Text
 
+from citywatch.broker_accounts import BrokerAccountsError
+from citywatch.decommission import decommission
+from citywatch.localstack import LocalServiceError
 from citywatch.settings import CommonSettings
 from devices import RegistryError
 from devices.assets import KINDS
@@ -157,3 +160,22 @@ def stats_command() -> None:
     table.add_section()
     table.add_row("total", f"{sum(counts.values()):,}")
     Console().print(table)
+
+
+@app.command("decommission")
+def decommission_command(
+    device_id: Annotated[str, typer.Argument(help="The device's or gateway's id.")],
+) -> None:
+    """Revoke a device's broker account (disconnecting it) and mark it out of service in the registry."""
+    settings = CommonSettings()
+    errors = Console(stderr=True)
+    try:
+        with _open_registry(settings) as registry:
+            done = decommission(settings, registry, device_id)
+    except (RegistryError, BrokerAccountsError, LocalServiceError) as exc:
+        raise _fail(errors, str(exc)) from exc
+    if not done.had_account and not done.in_registry:
+        raise _fail(errors, f"{device_id} is neither in the registry nor on the broker")
+    account = "broker account revoked" if done.had_account else "no broker account"
+    asset = "out of service" if done.in_registry else "not in the registry"
+    Console().print(Text(f"{device_id}: {account}, {asset}"))

@@ -5,6 +5,11 @@ directory, starts the server on 127.0.0.1, waits (bounded, polling) until the se
 it with SIGTERM, then SIGKILL after a deadline. ``kill()`` simulates a crash; ``restart()`` keeps the
 port and the data directory.
 
+``LocalMosquitto(data_dir, auth=True)`` runs the broker with per-device credentials (Mosquitto's
+dynamic-security plugin; the model is ``citywatch.broker_acl``): no anonymous access, an admin account
+and one account per CityWatch service, whose generated passwords stay in ``credentials.json`` (0600)
+in the data directory and across restarts.
+
 Exceptions::
 
     LocalServiceError    a binary is missing, a port is taken, or a server did not come up
@@ -28,6 +33,10 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from citywatch.broker_accounts import write_accounts_file
+from citywatch.broker_acl import ADMIN, SERVICES, ServiceAccount
+from citywatch.broker_logins import LoginsFile
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +104,50 @@ def find_binary(name: str) -> str:
     return found
 
 
-def mosquitto_conf(port: int, data_dir: Path, extra: str = "", *, run_as: str | None = None) -> str:
+#: The dynamic-security plugin's file names: Debian and Ubuntu put it under a multiarch folder,
+#: the eclipse-mosquitto image (Alpine) and source builds directly under lib.
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+_DYNSEC_PLACES = ("/usr/lib/*-linux-gnu", "/usr/lib", "/usr/local/lib", "/usr/lib64")
+#: The plugin's config (accounts, roles, hashed passwords) in an authenticated broker's data directory.
+DYNSEC_FILE = "dynamic-security.json"
+
+
+def find_dynsec_plugin() -> Path:
+    """The path of Mosquitto's dynamic-security plugin."""
+    for place in _DYNSEC_PLACES:
+        for found in sorted(Path("/").glob(f"{place.lstrip('/')}/{DYNSEC_PLUGIN}")):
+            return found
+    raise LocalServiceError(
+        "mosquitto", f"{DYNSEC_PLUGIN} is not in {', '.join(_DYNSEC_PLACES)}: install Mosquitto 2.0 or later"
+    )
+
+
+def mosquitto_conf(
+    port: int,
+    data_dir: Path,
+    extra: str = "",
+    *,
+    run_as: str | None = None,
+    dynsec_plugin: Path | None = None,
+) -> str:
     """The mosquitto.conf (Mosquitto 2.0) for a local broker on 127.0.0.1:``port`` keeping its state in
-    ``data_dir``. ``run_as`` is needed only when started as root (see below)."""
+    ``data_dir``. ``run_as`` is needed only when started as root (see below). With ``dynsec_plugin``
+    every client must log in, and the plugin's accounts and ACLs (``data_dir``/dynamic-security.json)
+    decide what it may do; without, the loopback-only listener is open to anyone on this machine."""
     _reject_newlines(str(data_dir))
+    if dynsec_plugin is None:
+        access = ["allow_anonymous true"]
+    else:
+        _reject_newlines(str(dynsec_plugin))
+        access = [
+            "allow_anonymous false",
+            f"plugin {dynsec_plugin}",
+            f"plugin_opt_config_file {data_dir / DYNSEC_FILE}",
+        ]
     lines = [
         "# Written by citywatch.localstack; regenerated on every start.",
         f"listener {port} {LOOPBACK}",
-        # No authentication yet: the listener is loopback-only. Credentials and ACLs come in a later issue.
-        "allow_anonymous true",
+        *access,
         "persistence true",
         f"persistence_location {data_dir}/",
         f"autosave_interval {AUTOSAVE_INTERVAL_S}",
@@ -366,7 +410,8 @@ class _LocalServer(abc.ABC):
 
 
 class LocalMosquitto(_LocalServer):
-    """A Mosquitto 2.0 broker on 127.0.0.1 with persistence in ``data_dir``."""
+    """A Mosquitto 2.0 broker on 127.0.0.1 with persistence in ``data_dir``; with ``auth``, every client
+    logs in and the dynamic-security plugin enforces the per-device ACL (``citywatch.broker_acl``)."""
 
     name = "mosquitto"
     binary = "mosquitto"
@@ -377,15 +422,51 @@ class LocalMosquitto(_LocalServer):
         port: int | None = None,
         *,
         extra_conf: str = "",
+        auth: bool = False,
         start_timeout: float = 30.0,
         stop_timeout: float = 15.0,
     ) -> None:
         super().__init__(data_dir, port, start_timeout, stop_timeout)
         self._extra_conf = extra_conf
+        self.auth = auth
+        self._logins = LoginsFile(self.credentials_path)
 
     @property
     def url(self) -> str:
+        """The broker's URL, without credentials."""
         return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def credentials_path(self) -> Path:
+        """The admin's and the services' passwords (with ``auth``; mode 0600)."""
+        return self.data_dir / "credentials.json"
+
+    @property
+    def dynsec_path(self) -> Path:
+        return self.data_dir / DYNSEC_FILE
+
+    @property
+    def admin_url(self) -> str:
+        """The URL of the broker's admin account (for ``citywatch.broker_accounts.BrokerAccounts``)."""
+        if not self.auth:
+            raise LocalServiceError(self.name, "started without auth: there is no admin account")
+        return self._account_url(ADMIN)
+
+    def service_url(self, service: str) -> str:
+        """The URL ``service`` (ingest, analytics, api, sim) connects with: its own account with ``auth``,
+        else the anonymous broker's URL."""
+        account = SERVICES.get(service)
+        if account is None:
+            raise KeyError(f"no broker account for {service!r}; the services are {', '.join(SERVICES)}")
+        return self._account_url(account) if self.auth else self.url
+
+    def previous_admin_url(self) -> str | None:
+        """The admin URL of this data directory's broker when it last started (None: never with auth).
+        Its port may be stale: the broker may have stopped, or started again on another port."""
+        return self._logins.previous_admin_url()
+
+    def _account_url(self, account: ServiceAccount) -> str:
+        return self._logins.url(account, self.host, self.port)
 
     @property
     def conf_path(self) -> Path:
@@ -397,7 +478,14 @@ class LocalMosquitto(_LocalServer):
 
     def _write_config(self) -> list[str]:
         run_as = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
-        text = mosquitto_conf(self.port, self.data_dir, self._extra_conf, run_as=run_as)
+        plugin = None
+        if self.auth:
+            plugin = find_dynsec_plugin()
+            self._logins.save(self.host, self.port)
+            # The services' accounts are (re)written on every start, so a role changed in broker_acl
+            # applies at the next start; the device accounts issued since stay as they are.
+            write_accounts_file(self.dynsec_path, self._logins.accounts())
+        text = mosquitto_conf(self.port, self.data_dir, self._extra_conf, run_as=run_as, dynsec_plugin=plugin)
         self.conf_path.write_text(text, encoding="utf-8")
         return ["-c", str(self.conf_path)]
 

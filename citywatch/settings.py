@@ -14,6 +14,9 @@ class CommonSettings(BaseSettings):
 
     var_dir: Path = Path("var")
     mqtt_url: str | None = None  # mqtt://user:pass@host:1883
+    # The broker's admin account (issues and revokes device accounts), for a broker CityWatch does not
+    # start; None: the admin of the broker `citywatch run` starts under var_dir.
+    mqtt_admin_url: str | None = None  # mqtt://citywatch-admin:pass@host:1883
     influx_url: str | None = None  # http://host:8086 (v1-compatible API)
     influx_db: str = "citywatch"
     influx_user: str | None = None
