@@ -13,6 +13,7 @@ from types import FrameType
 
 import typer
 
+from citywatch import cli_sim_serial
 from citywatch.settings import CommonSettings
 from devices.broker import BrokerAddress, BrokerUrlError
 from firmware_sim import SimError
@@ -28,6 +29,7 @@ from firmware_sim.weather import RainConfig
 log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True)
+app.command("serial")(cli_sim_serial.serial)
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
@@ -133,10 +135,14 @@ def run_command(
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         with (
-            MqttPublisher(address, connections=connections, max_inflight=max_inflight) as publisher,
+            MqttPublisher(
+                address, connections=connections, max_inflight=max_inflight, listen=True
+            ) as publisher,
             JsonlTruth(truth) as ground_truth,
         ):
-            result = run(sim, publisher, options, wall=SystemClock(stop), truth=ground_truth)
+            result = run(
+                sim, publisher, options, wall=SystemClock(stop), truth=ground_truth, commands=publisher
+            )
     except SimError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

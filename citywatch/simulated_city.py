@@ -108,9 +108,11 @@ class SimulatedCity:
 
     def _run(self) -> None:
         try:
-            with MqttPublisher(self._address) as publisher, JsonlTruth(self.truth_path) as truth:
+            # listen: the simulated devices take the operators' commands (switch, dim, pump) and ack them
+            with MqttPublisher(self._address, listen=True) as publisher, JsonlTruth(self.truth_path) as truth:
                 self._counter = _Counting(publisher)
-                run(self._sim, self._counter, self._options, wall=SystemClock(self._stop), truth=truth)
+                wall = SystemClock(self._stop)
+                run(self._sim, self._counter, self._options, wall=wall, truth=truth, commands=publisher)
         except Exception as exc:
             self.error = exc
             log.exception("the simulator stopped")
