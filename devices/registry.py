@@ -264,3 +264,13 @@ class Registry:
             log.warning("directory: skipped %d assets of a kind this version does not know", unknown)
         self._directory = refs
         return refs
+
+    def device_ref(self, device_id: str) -> DeviceRef | None:
+        """One in-service device as the decoder needs it (None: unknown, out of service or a gateway);
+        an indexed lookup, for a device the ingest meets before its next directory reload."""
+        stmt = _DIRECTORY_QUERY.where(assets_table.c.id == device_id)
+        with self._connect("look up a device") as conn:
+            row = conn.execute(stmt).first()
+        if row is None or row.kind not in _DEVICE_KINDS:
+            return None
+        return DeviceRef(row.id, _DEVICE_KINDS[row.kind], row.district, row.gateway or None)

@@ -36,6 +36,9 @@ class IngestSettings(BaseSettings):
     self_metrics_interval_s: float = 10.0
     # Reloading a 1M-device registry costs ~3 s of CPU; a newly commissioned device waits at most this long.
     directory_refresh_s: float = 60.0
+    # A device not in the directory is looked up in the registry on its own (a device commissioned since
+    # the last reload is accepted at once); one not found there is looked up again after this long.
+    directory_miss_refresh_s: float = 10.0
     max_payload_bytes: int = 256 * 1024
     max_batch_readings: int = 5000
     max_future_s: int = 300

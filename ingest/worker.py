@@ -45,6 +45,16 @@ from ingest.writer import DurableWriter, ShuttingDown
 log = logging.getLogger(__name__)
 
 DirectorySource = Callable[[], Mapping[str, DeviceRef]]
+DeviceLookup = Callable[[str], DeviceRef | None]
+_MAX_MISSES = 10_000
+# Registry lookups of unknown devices per second at most (each ~4 ms with its own connection): a flood of
+# unregistered devices costs the decoding thread a few percent, never the stream.
+_LOOKUPS_PER_S = 10
+
+
+def _own(directory: Mapping[str, DeviceRef]) -> dict[str, DeviceRef]:
+    """The directory as a dict this worker may add to (the registry hands out a new dict each time)."""
+    return directory if type(directory) is dict else dict(directory)
 
 
 def _now_ms() -> int:
@@ -59,13 +69,21 @@ class IngestWorker:
         influx: InfluxV1,
         directory_source: DirectorySource,
         var_dir: Path,
+        device_lookup: DeviceLookup | None = None,
     ) -> None:
-        """The worker owns ``influx`` from here on and closes it when it stops."""
+        """The worker owns ``influx`` from here on and closes it when it stops. ``device_lookup`` finds one
+        device the directory does not hold yet (a device commissioned since the last reload)."""
         self.settings = settings
         self.mqtt_target = mqtt_target
         self.influx = influx
         self._directory_source = directory_source
-        self._directory: Mapping[str, DeviceRef] = {}
+        self._directory: dict[str, DeviceRef] = {}
+        self._device_lookup = device_lookup
+        # Devices looked up and not found, until when (monotonic s): a stream from an unregistered device
+        # costs one registry lookup per directory_miss_refresh_s, not one per message. Bounded: cleared
+        # when it holds more than _MAX_MISSES devices.
+        self._misses: dict[str, float] = {}
+        self._lookup_second, self._lookups = 0, 0
         self._limits = settings.limits()
         self._policy = settings.batch_policy()
         self.metrics = IngestMetrics(settings.client_id)
@@ -104,7 +122,7 @@ class IngestWorker:
         self.stop()
 
     def start(self) -> None:
-        self._directory = self._directory_source()
+        self._directory = _own(self._directory_source())
         self.influx.create_database()
         if self.settings.metrics_port is not None:
             from prometheus_client import start_http_server
@@ -200,6 +218,8 @@ class IngestWorker:
         payload = bytes(msg.payload)
         try:
             decoded = decode(msg.topic, payload, now_ms, self._directory, self._limits)
+            if self._admit_new_devices(decoded.rejections):
+                decoded = decode(msg.topic, payload, now_ms, self._directory, self._limits)
             lines = [reading_line(r) for r in decoded.readings]
             rejections = decoded.rejections
             oldest = min((r.ts_ms for r in decoded.readings), default=None)
@@ -309,6 +329,42 @@ class IngestWorker:
                 continue
             self.stopping.wait(0.2 if self.spool.is_empty() else 1.0)
 
+    def _admit_new_devices(self, rejections: tuple[Rejection, ...]) -> bool:
+        """Look up the unregistered devices of a message one by one in the registry; True when one was
+        found (and added to the directory), so the message is decoded again. A device commissioned a
+        moment ago reports at once: its first reading must not wait for the next full reload."""
+        if self._device_lookup is None:
+            return False
+        now = time.monotonic()
+        found = False
+        for r in rejections:
+            if r.reason is not RejectReason.UNREGISTERED or r.device is None:
+                continue
+            if self._misses.get(r.device, 0.0) > now:
+                continue
+            second = int(now)
+            if second != self._lookup_second:
+                self._lookup_second, self._lookups = second, 0
+            if self._lookups >= _LOOKUPS_PER_S:
+                break
+            self._lookups += 1
+            try:
+                ref = self._device_lookup(r.device)
+            except Exception:
+                log.exception("could not look up %s in the registry", r.device)
+                ref = None
+            if ref is None:
+                if len(self._misses) >= _MAX_MISSES:
+                    self._misses.clear()
+                self._misses[r.device] = now + self.settings.directory_miss_refresh_s
+                continue
+            # In place: the housekeeping thread swaps in a whole new dict, never mutates this one. A
+            # reload that began before the device was registered drops it again; the next message then
+            # looks it up again.
+            self._directory[r.device] = ref
+            found = True
+        return found
+
     def _housekeeping_loop(self) -> None:
         next_metrics = next_directory = time.monotonic()
         while not self.stopping.wait(0.5):
@@ -317,7 +373,7 @@ class IngestWorker:
             if now >= next_directory:
                 next_directory = now + self.settings.directory_refresh_s
                 try:
-                    self._directory = self._directory_source()
+                    self._directory = _own(self._directory_source())
                 except Exception:
                     log.exception("could not reload the device directory; keeping the old one")
             if now >= next_metrics:
@@ -328,7 +384,7 @@ class IngestWorker:
                     log.debug("self-metrics not written: %s", exc)
 
     def reload_directory(self) -> None:
-        self._directory = self._directory_source()
+        self._directory = _own(self._directory_source())
 
 
 @dataclass(frozen=True, slots=True)

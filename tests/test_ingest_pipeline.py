@@ -260,3 +260,64 @@ def test_self_metrics_reach_prometheus_and_influxdb(
             return rows[0][1:] if rows and rows[0][1] == len(city) else None
 
         assert wait_until(latest_self_metrics, 10, "self-metrics in InfluxDB") == [len(city), 1]
+
+
+def test_a_device_registered_after_start_has_its_first_reading_stored(
+    mosquitto: LocalMosquitto, influx_db: DbTarget, tmp_path: Path
+) -> None:
+    """A device commissioned a moment ago reports at once: its very first reading lands, without waiting
+    for the directory's next reload, while a device that is nowhere in the registry is still refused (and
+    looked up once, not once per message)."""
+    from devices.assets import Asset
+    from devices.registry import Registry
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    old = Asset(id="LMP-000001", kind="lamp", district="d1", road_class="branch", lat=30.5, lon=114.3)
+    lookups: list[str] = []
+
+    def lookup(device_id: str) -> DeviceRef | None:
+        lookups.append(device_id)
+        with Registry(url) as registry:
+            return registry.device_ref(device_id)
+
+    with Registry(url) as registry:
+        registry.upsert([old])
+        directory = registry.directory()
+    settings = IngestSettings(client_id="ingest-new-device", batch_max_age_s=0.05, directory_refresh_s=3600)
+    with IngestWorker(
+        settings,
+        BrokerAddress.from_url(mosquitto.url),
+        InfluxV1(InfluxTarget(influx_db.url, influx_db.db, timeout_s=2.0)),
+        lambda: directory,
+        tmp_path,
+        lookup,
+    ) as worker:
+        wait_until(worker.connected.is_set, 10, "ingest connected")
+        with Registry(url) as registry:  # commissioned while the worker runs
+            registry.upsert(
+                [Asset(id="LMP-000002", kind="lamp", district="d2", road_class="branch", lat=30.5, lon=114.3)]
+            )
+        ts = now_ms()
+        publish_all(
+            mosquitto,
+            [
+                (topics.telemetry("LMP-000002"), single_payload("LMP-000002", ts, 1, {"active_power": 5.0})),
+                *[
+                    (
+                        topics.telemetry("LMP-999999"),
+                        single_payload("LMP-999999", ts + i, i, {"dim_level": 1}),
+                    )
+                    for i in range(5)
+                ],
+            ],
+        )
+        wait_until(lambda: count_points(influx_db.url, influx_db.db) >= 1, 20, "the new device's reading")
+        wait_until(
+            lambda: worker.metrics.snapshot().rejected_by_reason.get("unregistered", 0) >= 5,
+            20,
+            "the unknown device's readings refused",
+        )
+    rows = influx_rows(influx_db.url, influx_db.db, "SELECT active_power, district FROM lamp")
+    assert [row[1:] for row in rows] == [[5.0, "d2"]]
+    assert lookups.count("LMP-000002") == 1
+    assert lookups.count("LMP-999999") == 1
