@@ -12,7 +12,10 @@ float32 seconds after the window's start, so ``LampScheduler.at`` is a few array
 
 On top of the clock (``analytics.lamp_plans``): part-night and dimming plans, assigned per lamp by the
 registry's lamp param ``dim_plan`` or by road class, and announced planned outages; both make lamps
-planned-off and not due (or, dimmed, due at the plan's level). Lamps not in service are never due.
+planned-off and not due (or, dimmed, due at the plan's level). Operators' manual commands
+(``analytics.overrides``, ``set_manual``) are the plan of their lamps while they hold: commanded off at
+night, planned-off; commanded on, due at its level by night and not in daytime by day. Lamps not in
+service are never due.
 Pure: time comes in as epoch ms.
 """
 
@@ -31,12 +34,14 @@ import numpy.typing as npt
 from analytics import RuleConfigError
 from analytics.engine import LampSchedule
 from analytics.lamp_plans import DIM_PLAN_PARAM, NO_PLAN, DimPlan, LocalClock, PlannedOutage, parse_zone
+from analytics.overrides import ManualLamps
 from analytics.topology import IntArray, Table, Topology
 from devices import solar
 from devices.assets import ROAD_CLASSES
 from devices.kinds import DeviceKind
 
 FloatArray = npt.NDArray[np.float64]
+Int64Array = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -245,6 +250,8 @@ class LampScheduler:
         self._off: Float32Array = np.zeros(len(lamps), dtype=np.float32)
         self._outages: tuple[_Outage, ...] = ()
         self.set_outages(config.outages)
+        self._manual: ManualLamps | None = None
+        self._ahead = _SunCache()  # next_switch_ms's own: a late ack must not evict the days at() uses
 
     def set_outages(self, outages: Iterable[PlannedOutage]) -> None:
         """Replace the announced planned outages (lamps, circuits, roads of other partitions are ignored)."""
@@ -261,6 +268,29 @@ class LampScheduler:
             mask |= np.isin(lamps.circuit, circuits) | np.isin(lamps.road, roads)
             resolved.append(_Outage(outage.start_ms, outage.end_ms, np.flatnonzero(mask).astype(np.int32)))
         self._outages = tuple(resolved)
+
+    def set_manual(self, manual: ManualLamps | None) -> None:
+        """Replace the operators' manual states (``analytics.overrides``); None: no lamp under command."""
+        self._manual = manual if manual is not None and len(manual) else None
+
+    def next_switch_ms(self, lamps: IntArray, after_ms: Int64Array) -> Int64Array:
+        """Each of ``lamps``' next switching instant (on or off, epoch ms) after ``after_ms``: where a
+        manual switch or dim given then ends (``analytics.overrides.SwitchClock``). Where the sun neither
+        sets nor rises in time (polar day or night), the end of the next night window."""
+        out = np.empty(len(lamps), dtype=np.int64)
+        t_s = np.asarray(after_ms, dtype=np.float64) / 1000.0
+        days = np.floor((t_s - self.nights.window_start_s(0)) / DAY_S).astype(np.int64)
+        offsets = (self.config.on_offset_min * 60.0, self.config.off_offset_min * 60.0)
+        for day in np.unique(days).tolist():
+            rows = np.flatnonzero(days == day)
+            where, t = self._position[lamps[rows]], t_s[rows]
+            on, off = (a[where] for a in _switching_s(self._lat, self._lon, day, *offsets, self._ahead))
+            later = _switching_s(self._lat, self._lon, day + 1, *offsets, self._ahead)[0][where]
+            nxt = np.where(t < on, on, np.where(t < off, off, later))
+            cap = self.nights.window_start_s(day + 2)
+            nxt = np.where(np.isfinite(nxt) & (nxt > t), np.minimum(nxt, cap), cap)
+            out[rows] = np.round(nxt * 1000.0).astype(np.int64)
+        return out
 
     def _switching(self, now_ms: int) -> Night:
         night = self.nights.night(now_ms)
@@ -335,7 +365,23 @@ class LampScheduler:
             planned_off = night_now & blocked
             due = night_now & ~blocked & self._in_service
         dim = np.multiply(due, np.float32(100.0) if level is None else level, dtype=np.float32)
-        return LampSchedule(due, daytime, dim, planned_off)
+        schedule = LampSchedule(due, daytime, dim, planned_off)
+        if self._manual is not None:
+            self._apply_manual(self._manual, now_ms, night_now, schedule)
+        return schedule
+
+    def _apply_manual(self, manual: ManualLamps, now_ms: int, night_now: BoolArray, s: LampSchedule) -> None:
+        """Lay the manual states holding at ``now_ms`` over the schedule's fresh arrays (their rows only):
+        off at night is planned off, on is due at its level by night and never daytime."""
+        live = (manual.from_ms <= now_ms) & (now_ms < manual.until_ms)
+        if not live.any():
+            return
+        lamps, on = manual.lamps[live], manual.state[live] > 0
+        night = night_now[lamps] & self._in_service[lamps]
+        s.due[lamps] = night & on
+        s.planned_off[lamps] = night & ~on
+        s.dim[lamps] = np.where(night & on, manual.level[live], np.float32(0.0))
+        s.daytime[lamps] &= ~on
 
     def night(self, now_ms: int) -> Night:
         return self.nights.night(now_ms)
@@ -346,4 +392,5 @@ class LampScheduler:
     @property
     def nbytes(self) -> int:
         arrays = (self._position, self._on, self._off, self._plan, self._lat, self._lon)
-        return sum(a.nbytes for a in arrays) + sum(o.lamps.nbytes for o in self._outages)
+        manual = 0 if self._manual is None else 21 * len(self._manual)  # int32, int8, float32, 2 x int64
+        return sum(a.nbytes for a in arrays) + sum(o.lamps.nbytes for o in self._outages) + manual

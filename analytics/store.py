@@ -7,6 +7,9 @@ go with the next write. KPI lines are recomputed every tick, so a failed KPI wri
 On start the worker reads back (1) the findings whose last point says open, and (2) the recent telemetry
 of its partition, kind by kind, in time slices, which it replays through the engine to rebuild the
 live state (``replay_slices``).
+
+For the dashboards it also writes, best effort like the KPIs, where its devices are (``write_assets``:
+the drill-down and the maps) and its own counters (``write_metrics``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ import numpy as np
 
 from analytics.engine import KpiTable
 from analytics.findings import Finding, FindingEvent, RuleInfo
-from analytics.lineproto import FINDING, finding_line, findings_from_rows, kpi_lines
+from analytics.lineproto import (
+    FINDING,
+    asset_lines,
+    finding_line,
+    findings_from_rows,
+    kpi_lines,
+    subject_position,
+)
 from analytics.state import Batch
 from analytics.topology import Topology
 from devices.assets import DISTRICT_PATTERN
@@ -47,10 +57,17 @@ class WriteCounts:
 class AnalyticsStore:
     """Findings and KPIs out, restart state in, for one partition."""
 
-    def __init__(self, influx: InfluxV1, partition: str, rules: Mapping[str, RuleInfo]) -> None:
+    def __init__(
+        self,
+        influx: InfluxV1,
+        partition: str,
+        rules: Mapping[str, RuleInfo],
+        topology: Topology | None = None,
+    ) -> None:
         self.influx = influx
         self.partition = partition
         self.rules = rules
+        self.topology = topology  # places findings on the map when given
         self._pending: deque[str] = deque()
         self.counts = WriteCounts()
 
@@ -64,7 +81,11 @@ class AnalyticsStore:
             if len(self._pending) >= _MAX_PENDING_FINDING_LINES:
                 log.error("finding queue full: the oldest unwritten finding transition is lost")
                 self._pending.popleft()
-            self._pending.append(finding_line(event, info, self.partition))
+            f = event.finding
+            where = (
+                None if self.topology is None else subject_position(self.topology, f.subject_kind, f.number)
+            )
+            self._pending.append(finding_line(event, info, self.partition, where))
         self.flush_findings()
 
     def flush_findings(self) -> bool:
@@ -95,6 +116,26 @@ class AnalyticsStore:
                 self.counts.kpi_lines_dropped += len(lines) - start
                 log.warning("KPI write failed, %d lines skipped (recomputed next tick): %s", len(lines), exc)
                 return
+
+    def write_assets(self, topology: Topology, at_ms: int) -> bool:
+        """Write where every device of the partition is (``asset``); False when the database refused."""
+        lines = list(asset_lines(topology, self.partition, at_ms))
+        try:
+            for start in range(0, len(lines), _KPI_CHUNK):
+                self.influx.write("\n".join(lines[start : start + _KPI_CHUNK]).encode(), precision="ns")
+        except InfluxError as exc:
+            self.counts.write_errors += 1
+            log.warning("asset write failed (tried again at the next KPI write): %s", exc)
+            return False
+        return True
+
+    def write_metrics(self, line: str) -> None:
+        """Write one self-metrics point; a failure is only counted (the next one follows soon)."""
+        try:
+            self.influx.write(line.encode())
+        except InfluxError as exc:
+            self.counts.write_errors += 1
+            log.warning("self-metrics write failed: %s", exc)
 
     def open_findings(self, topology: Topology, lookback_days: float) -> list[Finding]:
         """Findings of this partition whose last point says open, numbered in ``topology``."""

@@ -12,6 +12,15 @@ what the worker misses while it is down is in InfluxDB, and a start replays it f
 5. then every ``tick_s``: decode the queue, ingest, evaluate, write findings and (every ``kpi_every_s``)
    KPIs. Readings the replay already applied come again from the queue and are dropped as stale.
 
+With the KPIs go what the dashboards need besides: ``completeness`` (devices in service and reporting,
+per district and kind), the worker's self-metrics (``citywatch_analytics``) and, until written once, where
+its devices are (``asset``).
+
+Operators' commands and their acks (``cw/v1/{dev,gw}/+/cmd`` and ``.../cmd/ack``) go to
+``analytics.overrides``: a lamp commanded off at night is planned off, one commanded on by day is not day
+burning, while the command holds. Each accepted override is written to ``manual_override`` and read back
+on start, before the replay, so a restart does not turn a lamp switched off on purpose into a dark one.
+
 The paho thread only queues raw messages; decoding and evaluation run on the worker's own thread.
 """
 
@@ -30,20 +39,35 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from analytics.comm import CommDetector
 from analytics.engine import Engine, KpiTable, TickResult
 from analytics.findings import Change, FindingEvent
+from analytics.lineproto import analytics_metrics_line
+from analytics.overrides import (
+    ManualOverrides,
+    OverrideUpdate,
+    override_line,
+    override_query,
+    overrides_from_rows,
+)
+from analytics.rate_scopes import rate
+from analytics.schedule import LampScheduler
 from analytics.settings import AnalyticsSettings
-from analytics.state import batches_from_readings
+from analytics.state import NEVER, LiveState, batches_from_readings
 from analytics.store import AnalyticsStore
+from analytics.topology import DISTRICT, Topology
 from devices import topics
 from devices.broker import BrokerAddress
+from devices.commands import ACK_FILTERS, COMMAND_FILTERS
 from devices.contract import DeviceRef, Limits, Reading, decode
+from devices.kinds import DeviceKind
 from ingest import InfluxError
 from ingest.influx import InfluxV1
 
 log = logging.getLogger(__name__)
 
 STATUS_FILTER = f"{topics.ROOT}/gw/+/status"
+_MAX_UNWRITTEN_OVERRIDES = 10_000  # override points waiting for InfluxDB; past it only a restart loses them
 
 
 class GatewayStatusSink(Protocol):
@@ -80,6 +104,7 @@ class _Counters:
     stale: int = 0
     foreign: int = 0
     dropped: int = 0
+    queued: int = 0  # messages the last tick took from the queue
     tick_ms: float = 0.0
     lighting: tuple[float, float] = (float("nan"), float("nan"))
     by_reason: Counter[str] = field(default_factory=Counter)
@@ -110,7 +135,19 @@ class AnalyticsWorker:
         self.listener = listener
         self._on_stop = tuple(on_stop)
         self.wall_ms = wall_ms
-        self.store = AnalyticsStore(influx, settings.partition, engine.rule_catalogue)
+        self.store = AnalyticsStore(influx, settings.partition, engine.rule_catalogue, engine.topology)
+        # who is offline, for the completeness series: the engine's communication detector
+        self._comm = next((d for d in engine.detectors if isinstance(d, CommDetector)), None)
+        # operators' commands: honoured when the engine runs on the lamp scheduler (a test's stub has none)
+        scheduler = engine.schedule if isinstance(engine.schedule, LampScheduler) else None
+        self._scheduler = scheduler
+        self._overrides = (
+            None
+            if scheduler is None
+            else ManualOverrides(scheduler.topology.table(DeviceKind.LAMP), scheduler)
+        )
+        self._override_lines: deque[str] = deque(maxlen=_MAX_UNWRITTEN_OVERRIDES)
+        self._assets_written = False
         self._queue: deque[tuple[str, bytes]] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,7 +212,8 @@ class AnalyticsWorker:
         if reason.is_failure:
             log.warning("broker refused connection: %s", reason)
             return
-        client.subscribe([(f, 1) for f in (*topics.INGEST_FILTERS, STATUS_FILTER)])
+        commands = (*COMMAND_FILTERS, *ACK_FILTERS) if self._overrides is not None else ()
+        client.subscribe([(f, 1) for f in (*topics.INGEST_FILTERS, STATUS_FILTER, *commands)])
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -204,10 +242,12 @@ class AnalyticsWorker:
         with self._lock:
             messages = list(self._queue)
             self._queue.clear()
+        self._counters.queued = len(messages)
         self._ingest_messages(messages)
         now = self._now_ms()
         if now is None:  # data clock and no reading yet: nothing to judge
             return TickResult(0, (), ())
+        self._settle_overrides(now)
         started = time.perf_counter()
         result = self.engine.tick(now)
         self._counters.tick_ms = (time.perf_counter() - started) * 1000.0
@@ -238,6 +278,8 @@ class AnalyticsWorker:
             if topic.endswith("/status"):
                 self._gateway_status(topic, payload)
                 continue
+            if self._overrides is not None and self._overrides.feed(topic, payload, now):
+                continue
             decoded = decode(topic, payload, now, self.directory, limits)
             readings.extend(decoded.readings)
             for rejection in decoded.rejections:
@@ -251,6 +293,39 @@ class AnalyticsWorker:
         for batch in batches:
             if len(batch):
                 self._watermark_ms = max(self._watermark_ms, int(batch.ts_ms.max()))
+
+    def _settle_overrides(self, now_ms: int) -> None:
+        """Accepted commands become overrides, ended ones drop; the scheduler gets the new set."""
+        if self._overrides is None or self._scheduler is None:
+            return
+        update: OverrideUpdate = self._overrides.settle(now_ms, self.wall_ms())
+        if update.changed:
+            self._scheduler.set_manual(self._overrides.manual)
+        if update.accepted:
+            held = len(self._overrides.active())
+            log.info("%d lamps newly under an operator's command, %d in all", len(update.accepted), held)
+        self._override_lines.extend(override_line(o, self.settings.partition) for o in update.accepted)
+        if self._override_lines:
+            try:
+                self.influx.write("\n".join(self._override_lines).encode())
+                self._override_lines.clear()
+            except InfluxError as exc:  # the override holds live; only a restart before a retry loses it
+                log.warning("%d manual overrides wait for InfluxDB: %s", len(self._override_lines), exc)
+
+    def _restore_overrides(self, end_ms: int | None) -> None:
+        """The partition's overrides still holding at ``end_ms`` (unknown: all; the first tick drops the
+        ended ones), read back from ``manual_override``."""
+        if self._overrides is None or self._scheduler is None:
+            return
+        hours = max(1, round(self.settings.findings_lookback_days * 24))
+        try:
+            series = self.influx.query(override_query(hours), {"partition": self.settings.partition})
+        except InfluxError as exc:
+            log.warning("manual overrides not read back (lamps under command look unplanned): %s", exc)
+            return
+        held = self._overrides.restore(overrides_from_rows(series), end_ms or 0)
+        self._scheduler.set_manual(self._overrides.manual)
+        log.info("analytics restored %d manual overrides", held)
 
     def _gateway_status(self, topic: str, payload: bytes) -> None:
         parsed = topics.parse(topic)
@@ -280,7 +355,11 @@ class AnalyticsWorker:
             self._counters.lighting = city
         if result.now_ms - self._last_kpi_ms >= self.settings.kpi_every_s * 1000:
             self._last_kpi_ms = result.now_ms
-            self.store.write_kpis(result.kpis)
+            complete = completeness_table(self.engine.topology, self.engine.state, self._comm, result.now_ms)
+            self.store.write_kpis([*result.kpis, complete])
+            self.store.write_metrics(self._metrics_line(result.now_ms))
+            if not self._assets_written:
+                self._assets_written = self.store.write_assets(self.engine.topology, self.wall_ms())
         elif any(t.measurement != "kpi" for t in result.kpis):
             self.store.write_kpis([t for t in result.kpis if t.measurement != "kpi"])
 
@@ -289,6 +368,7 @@ class AnalyticsWorker:
         self._state = "restoring"
         s = self.settings
         end = self.wall_ms() if s.clock == "wall" else self._latest_data_ms()
+        self._restore_overrides(end)  # before the replay: it judges lamps under command as commanded
         if end is None:
             log.info("analytics: no stored telemetry, nothing to restore")
             return
@@ -331,6 +411,27 @@ class AnalyticsWorker:
         return newest or None
 
     # -- status -------------------------------------------------------------------------------------
+    def _metrics_line(self, now_ms: int) -> str:
+        c, counts = self._counters, self.store.counts
+        counters: dict[str, float] = {
+            "tick_ms": c.tick_ms,
+            "readings": c.readings,
+            "stale": c.stale,
+            "foreign": c.foreign,
+            "dropped": c.dropped,
+            "queued": c.queued,
+            "findings_open": sum(self.engine.book.counts().values()),
+            "findings_unwritten": self.store.pending_findings,
+            "finding_lines": counts.finding_lines,
+            "kpi_lines": counts.kpi_lines,
+            "kpi_lines_dropped": counts.kpi_lines_dropped,
+            "write_errors": counts.write_errors,
+        }
+        if self._overrides is not None:
+            counters["manual_overrides"] = len(self._overrides.active())
+            counters["command_messages_rejected"] = self._overrides.rejected
+        return analytics_metrics_line(self.settings.partition, self.settings.client_id, counters, now_ms)
+
     def snapshot(self) -> AnalyticsSnapshot:
         c = self._counters
         return AnalyticsSnapshot(
@@ -355,3 +456,28 @@ def _city_lighting(kpis: tuple[KpiTable, ...]) -> tuple[float, float] | None:
             if rate is not None and len(rate):
                 return float(rate[0]), float(lower[0]) if lower is not None and len(lower) else float(np.nan)
     return None
+
+
+def completeness_table(
+    topology: Topology, state: LiveState, comm: CommDetector | None, now_ms: int
+) -> KpiTable:
+    """Devices in service and reporting (heard from and not offline) per district: by kind and in all.
+
+    ``completeness`` = reporting / devices; sums over districts and partitions give the city's."""
+    n = len(topology.districts)
+    fields: dict[str, np.ndarray] = {}
+    devices_all, reporting_all = np.zeros(n), np.zeros(n)
+    for kind, table in topology.tables.items():
+        mine = table.in_service & (table.district >= 0)
+        heard = state[kind].last_ts != NEVER
+        offline = comm.offline_mask(kind, now_ms) if comm is not None else np.zeros(len(table), np.bool_)
+        reporting = mine & heard & ~offline
+        devices = np.bincount(table.district[mine], minlength=n).astype(np.float64)
+        heard_from = np.bincount(table.district[reporting], minlength=n).astype(np.float64)
+        fields[f"devices_{kind.value}"] = devices
+        fields[f"reporting_{kind.value}"] = heard_from
+        fields[f"completeness_{kind.value}"] = rate(heard_from, devices)
+        devices_all += devices
+        reporting_all += heard_from
+    fields.update(devices=devices_all, reporting=reporting_all, completeness=rate(reporting_all, devices_all))
+    return KpiTable("completeness", DISTRICT, topology.districts, fields, now_ms)
