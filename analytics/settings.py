@@ -17,6 +17,7 @@ from analytics.comm import CommRules
 from analytics.drainage_rules import DrainageRules
 from analytics.lamps import LampPower
 from analytics.lighting_rules import StreetlightRules
+from analytics.overrides import OverrideConfig
 from analytics.rates import RateConfig
 from analytics.schedule import ScheduleConfig
 from analytics.seasonal import EnergyAnomalyRules
@@ -59,6 +60,8 @@ class AnalyticsSettings(BaseSettings):
     # may need more readings than the replay held to see it again.
     restore_hold_s: int = Field(900, ge=0)
     findings_lookback_days: float = Field(30.0, gt=0)
+    # Operators' overrides are read back this far on a restart: the longest override an operator sets.
+    override_lookback_days: float = Field(30.0, gt=0)
 
     # Rule sections: each is its rule module's frozen config, DOMAIN.md's numbers as defaults.
     lamp_power: LampPower = Field(default_factory=LampPower)
@@ -70,6 +73,7 @@ class AnalyticsSettings(BaseSettings):
     energy: EnergyAnomalyRules = Field(default_factory=EnergyAnomalyRules)
     drainage: DrainageRules = Field(default_factory=DrainageRules)
     bins: BinRules = Field(default_factory=BinRules)
+    overrides: OverrideConfig = Field(default_factory=OverrideConfig)
 
     @field_validator("districts")
     @classmethod

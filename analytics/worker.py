@@ -144,7 +144,7 @@ class AnalyticsWorker:
         self._overrides = (
             None
             if scheduler is None
-            else ManualOverrides(scheduler.topology.table(DeviceKind.LAMP), scheduler)
+            else ManualOverrides(scheduler.topology.table(DeviceKind.LAMP), scheduler, settings.overrides)
         )
         self._override_lines: deque[str] = deque(maxlen=_MAX_UNWRITTEN_OVERRIDES)
         self._assets_written = False
@@ -317,7 +317,7 @@ class AnalyticsWorker:
         ended ones), read back from ``manual_override``."""
         if self._overrides is None or self._scheduler is None:
             return
-        hours = max(1, round(self.settings.findings_lookback_days * 24))
+        hours = max(1, round(self.settings.override_lookback_days * 24))
         try:
             series = self.influx.query(override_query(hours), {"partition": self.settings.partition})
         except InfluxError as exc:

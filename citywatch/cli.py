@@ -6,7 +6,18 @@ import logging
 
 import typer
 
-from citywatch import cli_alerts, cli_analytics, cli_devices, cli_ingest, cli_report, cli_run, cli_sim
+from citywatch import (
+    cli_alerts,
+    cli_analytics,
+    cli_api,
+    cli_commission,
+    cli_dashboards,
+    cli_devices,
+    cli_ingest,
+    cli_report,
+    cli_run,
+    cli_sim,
+)
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="CityWatch: city infrastructure monitoring."
@@ -16,8 +27,11 @@ app.add_typer(cli_sim.app, name="sim", help="Simulated city: generate an invento
 app.add_typer(cli_ingest.app, name="ingest", help="MQTT to InfluxDB ingest worker and its dead-letter store.")
 app.add_typer(cli_analytics.app, name="analytics", help="Detectors, findings and rates for one partition.")
 app.add_typer(cli_alerts.app, name="alerts", help="Fault alerts: list, show, acknowledge, resolve, close.")
+app.add_typer(cli_dashboards.app, name="dashboards", help="Grafana dashboards: build, check, push.")
+app.add_typer(cli_api.app, name="api", help="The operations HTTP API: serve it; its users and API keys.")
 app.command("run")(cli_run.run)
 app.command("report")(cli_report.report)
+app.command("commission")(cli_commission.commission)
 
 
 @app.callback()

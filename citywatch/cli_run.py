@@ -14,22 +14,28 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from analytics.alerts.settings import AlertSettings
 from analytics.settings import AnalyticsSettings
+from api.commanding.settings import CommandSettings
+from api.settings import ApiSettings
+from citywatch.broker_acl import SERVICES
+from citywatch.cli_api import start_dev_api
 from citywatch.demo_contacts import ensure_demo_contacts
 from citywatch.localstack import LocalInfluxDB, LocalMosquitto, free_port
 from citywatch.mailsink import LocalMailSink
-from citywatch.services import build_analytics_worker, build_ingest_worker
+from citywatch.services import build_analytics_worker, build_command_desk, build_ingest_worker
 from citywatch.settings import CommonSettings
 from citywatch.simulated_city import SimulatedCity, ensure_city
 from citywatch.status import StatusLine
+from devices.broker import BrokerAddress
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -38,22 +44,34 @@ console = Console(highlight=False)
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
-    mqtt_url: str
+    mqtt_url: str  # the broker as configured; our own broker's without credentials
     influx_url: str
+    # Our own broker's per-service accounts (ingest, analytics, api, sim -> URL with credentials) and
+    # the file holding them; empty and None with a configured broker, which every service shares.
+    mqtt_accounts: Mapping[str, str] = field(default_factory=dict)
+    mqtt_credentials: Path | None = None
+
+    def mqtt_url_for(self, service: str) -> str:
+        """The URL ``service`` connects with: its own account on our broker, else the configured one."""
+        return self.mqtt_accounts.get(service, self.mqtt_url)
 
 
 @contextlib.contextmanager
 def _services(common: CommonSettings, stack: ExitStack) -> Iterator[Endpoints]:
     mqtt_url, influx_url = common.mqtt_url, common.influx_url
+    accounts: dict[str, str] = {}
+    credentials = None
     if mqtt_url is None:
-        broker = LocalMosquitto(common.var_dir / "mosquitto", common.local_mqtt_port)
+        broker = LocalMosquitto(common.var_dir / "mosquitto", common.local_mqtt_port, auth=True)
         stack.enter_context(broker)
         mqtt_url = broker.url
+        accounts = {service: broker.service_url(service) for service in SERVICES}
+        credentials = broker.credentials_path
     if influx_url is None:
         influx = LocalInfluxDB(common.var_dir / "influxdb", common.local_influx_port)
         stack.enter_context(influx)
         influx_url = influx.url
-    yield Endpoints(mqtt_url, influx_url)
+    yield Endpoints(mqtt_url, influx_url, accounts, credentials)
 
 
 def run(
@@ -81,7 +99,9 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as stack, _services(common, stack) as endpoints:
         inventory = ensure_city(common, lamps, seed, console) if simulate else None
-        worker = build_ingest_worker(common, ingest_settings, endpoints.mqtt_url, endpoints.influx_url)
+        worker = build_ingest_worker(
+            common, ingest_settings, endpoints.mqtt_url_for("ingest"), endpoints.influx_url
+        )
         stack.enter_context(worker)
         analytics_settings = AnalyticsSettings()
         if simulate and (speed != 1.0 or start is not None):
@@ -97,18 +117,40 @@ def run(
             )
             alert_settings = alert_settings.model_copy(update={"contacts_file": contacts})
         analytics = build_analytics_worker(
-            common, analytics_settings, endpoints.mqtt_url, endpoints.influx_url, alert_settings
+            common,
+            analytics_settings,
+            endpoints.mqtt_url_for("analytics"),
+            endpoints.influx_url,
+            alert_settings,
         )
         stack.enter_context(analytics)
+        # Operators' commands to the simulated devices; a not-effective one raises a finding and an alert.
+        desk = stack.enter_context(
+            build_command_desk(
+                common,
+                CommandSettings(),
+                endpoints.mqtt_url_for("api"),
+                endpoints.influx_url,
+                analytics.listener,
+            )
+        )
+        api = start_dev_api(common, ApiSettings(), alert_settings, endpoints.influx_url, stack, desk)
         sim: SimulatedCity | None = None
         if inventory is not None:
             truth = common.var_dir / "truth.jsonl"
             sim = SimulatedCity(
-                inventory, endpoints.mqtt_url, seed=seed, speed=speed, start=start, faults=faults, truth=truth
+                inventory,
+                endpoints.mqtt_url_for("sim"),
+                seed=seed,
+                speed=speed,
+                start=start,
+                faults=faults,
+                truth=truth,
             )
             stack.callback(sim.stop)
             sim.start()
         _print_where_to_look(common, endpoints, ingest_settings, sim, mail)
+        api.print_where(console)
         status = StatusLine(worker, sim, analytics)
         deadline = time.monotonic() + duration if duration else None
         with contextlib.suppress(KeyboardInterrupt):
@@ -127,7 +169,9 @@ def _print_where_to_look(
     influx_host_port = ep.influx_url.split("://", 1)[-1].rstrip("/")
     host, _, port = influx_host_port.partition(":")
     console.print("[bold]CityWatch is running[/bold] (Ctrl-C stops everything)")
-    console.print(f"  MQTT broker   {ep.mqtt_url}")
+    console.print(f"  MQTT broker   {BrokerAddress.from_url(ep.mqtt_url)}")  # never its password
+    if ep.mqtt_credentials is not None:
+        console.print(f"  broker logins {ep.mqtt_credentials} (admin and service accounts; mode 0600)")
     console.print(f"  InfluxDB      {ep.influx_url}  database {common.influx_db}")
     query = "SELECT count(seq) FROM lamp GROUP BY district"
     influx_cli = f"influx -host {host} -port {port or 8086} -database {common.influx_db}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from analytics.alerts import DeliveryError
 from analytics.alerts.notify import AppriseCourier, MqttCourier, OutboxSender
 from analytics.alerts.policy import AlertPolicy, PolicyConfig
-from analytics.alerts.routing import TopologyLocator
+from analytics.alerts.routing import Locator, TopologyLocator
 from analytics.alerts.service import AlertService, load_contacts
 from analytics.alerts.settings import AlertSettings
 from analytics.alerts.severity import SeverityConfig, SeverityPolicy, WorkCalendar
@@ -27,6 +28,12 @@ from devices.registry import Registry
 from ingest.influx import InfluxTarget, InfluxV1
 from ingest.settings import IngestSettings
 from ingest.worker import IngestWorker
+
+if TYPE_CHECKING:  # the API's modules load FastAPI: only `citywatch api` and `citywatch run` need them
+    from api.commanding.service import CommandDesk, FindingSink
+    from api.commanding.settings import CommandSettings
+    from api.deps import ApiDeps
+    from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,11 @@ def registry_directory(common: CommonSettings) -> Mapping[str, DeviceRef]:
         return registry.directory()
 
 
+def registry_device(common: CommonSettings, device_id: str) -> DeviceRef | None:
+    with Registry(common.registry_sqlalchemy_url()) as registry:
+        return registry.device_ref(device_id)
+
+
 def build_ingest_worker(
     common: CommonSettings, settings: IngestSettings, mqtt_url: str, influx_url: str
 ) -> IngestWorker:
@@ -56,6 +68,7 @@ def build_ingest_worker(
         InfluxV1(influx_target(common, influx_url)),
         lambda: registry_directory(common),
         common.var_dir,
+        lambda device_id: registry_device(common, device_id),
     )
 
 
@@ -97,6 +110,7 @@ def build_analytics_worker(
             mqtt_url,
             influx_url,
             settings.partition,
+            districts=settings.districts or None,
         )
     return AnalyticsWorker(
         settings,
@@ -118,8 +132,11 @@ def build_alert_service(
     mqtt_url: str,
     influx_url: str,
     partition: str,
+    *,
+    districts: Sequence[str] | None = None,
 ) -> AlertService:
-    """The alert service of one partition: store, policy from the contacts file, apprise and MQTT couriers."""
+    """The alert service of one partition: store, policy from the contacts file, apprise and MQTT couriers.
+    ``districts``: the partition's (its closure figures count only those; None: the whole city)."""
     contacts = load_contacts(settings.contacts_file)
     policy = AlertPolicy(
         PolicyConfig(),
@@ -149,4 +166,62 @@ def build_alert_service(
         wall_ms=lambda: time.time_ns() // 1_000_000,
         on_close=closers,
         rules_file=settings.rules_file,
+        districts=districts,
+    )
+
+
+def build_command_desk(
+    common: CommonSettings,
+    settings: CommandSettings,
+    mqtt_url: str,
+    influx_url: str,
+    alerts: FindingSink | None = None,
+) -> CommandDesk:
+    """The command desk (not started): the registry's lamps and stations; its findings go to InfluxDB and,
+    when given, to an alert service."""
+    from api.commanding.fleet import Fleet
+    from api.commanding.service import CommandDesk
+    from api.commanding.sinks import FindingWriter
+
+    with (
+        Registry(common.registry_sqlalchemy_url()) as registry,
+        contextlib.closing(registry.iter_assets()) as assets,
+    ):
+        fleet = Fleet(assets)
+    writer = FindingWriter(InfluxV1(influx_target(common, influx_url)), settings.finding_partition)
+    sinks: list[FindingSink] = [writer] if alerts is None else [writer, alerts]
+    return CommandDesk(
+        settings,
+        BrokerAddress.from_url(mqtt_url),
+        fleet,
+        settings.sqlalchemy_url(common.var_dir),
+        findings=sinks,
+        on_stop=(writer.close,),
+    )
+
+
+def build_api_deps(
+    common: CommonSettings, settings: ApiSettings, alerts: AlertSettings, influx_url: str
+) -> ApiDeps:
+    """What the API runs on: the stores, InfluxDB, and the alert policy of the city's contacts (the same
+    severity, calendar and contacts the alert service decides with)."""
+    from analytics.reports.settings import ReportSettings
+    from api.deps import ApiDeps
+
+    contacts = load_contacts(alerts.contacts_file)
+    analytics = AnalyticsSettings()
+
+    def alert_policy(locator: Locator) -> AlertPolicy:
+        severity = SeverityPolicy(SeverityConfig(), WorkCalendar())
+        return AlertPolicy(PolicyConfig(), severity, contacts, locator)
+
+    return ApiDeps(
+        settings=settings,
+        registry_url=common.registry_sqlalchemy_url(),
+        alerts_url=alerts.sqlalchemy_url(common.var_dir),
+        accounts_url=settings.sqlalchemy_url(common.var_dir),
+        influx=influx_target(common, influx_url),
+        alert_policy=alert_policy,
+        report_config=ReportSettings().config(analytics.rates, analytics.schedule),
+        rules_file=alerts.rules_file,
     )

@@ -315,3 +315,40 @@ def test_commands_survive_a_restart_of_the_desk(scene: Scene, tmp_path: Path) ->
         assert after.get(left_open.id).state is RequestState.PENDING
         assert settled(after, left_open.id).state is RequestState.TIMED_OUT  # tracked on after the restart
         assert [v.id for v in after.list(10)] == [left_open.id, done.id]
+
+
+def test_an_operators_switch_on_through_the_api_is_confirmed_and_audited(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """The real API app with the desk wired in as `citywatch run` and `citywatch api run` do: a viewer may
+    not command, an operator's "switch on" at noon is confirmed by the lamp's power, and the audit log
+    says who did it."""
+    from api.app import create_app
+    from api.security import caller_name
+    from tests.api_world import build_world, drop_influx
+
+    world = build_world(tmp_path / "api", scene.influx.url)
+    router = commands_router(desk=lambda: scene.desk, actor=caller_name, reader=caller_name)
+    lamp = sorted(lamps_by_circuit(scene.city).values(), key=len)[-1][5]
+    body = {"target": {"kind": "lamp", "id": lamp}, "action": "switch", "params": {"on": True}}
+    try:
+        with serving(create_app(world.deps, extra_routers=[router])) as client:
+            refused = client.post("/api/v1/commands", json=body, headers=world.auth("vera"))
+            assert refused.status_code == 403, refused.text
+            accepted = client.post("/api/v1/commands", json=body, headers=world.auth("otto"))
+            assert accepted.status_code == 202, accepted.text
+            command = accepted.json()["id"]
+
+            def settled_view() -> dict[str, object] | None:
+                got = client.get(f"/api/v1/commands/{command}", headers=world.auth("vera")).json()
+                return got if got["state"] not in ("pending", "delivered") else None
+
+            final = wait_until(settled_view, 15, "the switch-on to settle", interval=0.05)
+            assert final["state"] == "confirmed" and final["actor"] == "otto"
+            audit = client.get("/api/v1/audit", headers=world.auth("ada")).json()
+            posts = [
+                e for e in audit["entries"] if e["route"] == "/api/v1/commands" and e["method"] == "POST"
+            ]
+            assert {(e["who"], e["outcome"]) for e in posts} == {("otto", "ok"), ("vera", "denied")}
+    finally:
+        drop_influx(world.influx_url, world.db)

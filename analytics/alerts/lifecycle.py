@@ -3,7 +3,9 @@
 open → acknowledged → in progress → resolved → closed. A person or the system (``auto_resolve``, when the
 condition stayed clear for the hysteresis time) resolves from any live state; a resolved alert reopens
 when its condition comes back within the grace period, and closes when the grace passes (or a person
-confirms). ``step`` is pure: an alert and an event in, the next alert version and its ``Transition`` out.
+confirms). ``note`` and ``assign`` keep the state: they are in the table so that where they are allowed
+is written down once (a note until the alert is closed, an assignment while it is live). ``step`` is
+pure: an alert and an event in, the next alert version and its ``Transition`` out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ TRANSITIONS: Mapping[AlertState, Mapping[AlertEvent, AlertState]] = MappingProxy
                 _E.START: _S.IN_PROGRESS,
                 _E.RESOLVE: _S.RESOLVED,
                 _E.AUTO_RESOLVE: _S.RESOLVED,
+                _E.NOTE: _S.OPEN,
+                _E.ASSIGN: _S.OPEN,
             }
         ),
         _S.ACKNOWLEDGED: MappingProxyType(
@@ -33,18 +37,23 @@ TRANSITIONS: Mapping[AlertState, Mapping[AlertEvent, AlertState]] = MappingProxy
                 _E.START: _S.IN_PROGRESS,
                 _E.RESOLVE: _S.RESOLVED,
                 _E.AUTO_RESOLVE: _S.RESOLVED,
+                _E.NOTE: _S.ACKNOWLEDGED,
+                _E.ASSIGN: _S.ACKNOWLEDGED,
             }
         ),
         _S.IN_PROGRESS: MappingProxyType(
             {
                 _E.RESOLVE: _S.RESOLVED,
                 _E.AUTO_RESOLVE: _S.RESOLVED,
+                _E.NOTE: _S.IN_PROGRESS,
+                _E.ASSIGN: _S.IN_PROGRESS,
             }
         ),
         _S.RESOLVED: MappingProxyType(
             {
                 _E.REOPEN: _S.OPEN,
                 _E.CLOSE: _S.CLOSED,
+                _E.NOTE: _S.RESOLVED,
             }
         ),
         _S.CLOSED: MappingProxyType({}),
@@ -60,6 +69,8 @@ EVENT_MEANING: Mapping[AlertEvent, str] = MappingProxyType(
         _E.AUTO_RESOLVE: "the system: the condition stayed clear for the hysteresis time",
         _E.REOPEN: "the condition came back within the grace period or outlasted a resolve; or a person",
         _E.CLOSE: "confirmed fixed: a person, or the grace period ran out with the condition clear",
+        _E.NOTE: "a person adds a note (what was found, what was done); the state stays",
+        _E.ASSIGN: "a person hands the alert to a crew (its crew's on-call person is told); the state stays",
     }
 )
 
@@ -91,6 +102,8 @@ def step(alert: Alert, event: AlertEvent, actor: str, at_ms: int, note: str = ""
         nxt = replace(alert, state=target, resolved_ms=at_ms)
     elif event is _E.CLOSE:
         nxt = replace(alert, state=target, closed_ms=at_ms)
+    elif event in (_E.NOTE, _E.ASSIGN):
+        nxt = alert  # the state stays; an assignment's new crew is the policy's to set
     else:  # REOPEN
         nxt = replace(
             alert,

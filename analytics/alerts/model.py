@@ -23,6 +23,8 @@ class AlertEvent(enum.StrEnum):
     AUTO_RESOLVE = "auto_resolve"  # the condition stayed clear for the hysteresis time
     REOPEN = "reopen"  # the condition came back within the grace period after resolving
     CLOSE = "close"  # confirmed fixed (a person, or the grace period ran out with the condition clear)
+    NOTE = "note"  # a person adds a note; the state stays
+    ASSIGN = "assign"  # a person hands the alert to a crew; the state stays
 
 
 class Severity(enum.StrEnum):

@@ -664,10 +664,15 @@ class AlertPolicy:
 
     # --- people --------------------------------------------------------------------------------------
 
-    def act(self, alert: Alert, event: AlertEvent, actor: str, at_ms: int, note: str = "") -> Changes:
-        """A person acknowledges, starts, resolves, closes or reopens ``alert``; raises IllegalTransition.
+    def act(
+        self, alert: Alert, event: AlertEvent, actor: str, at_ms: int, note: str = "", *, crew: str = ""
+    ) -> Changes:
+        """A person acknowledges, starts, resolves, closes, reopens, notes or assigns ``alert`` (to
+        ``crew``); raises IllegalTransition.
 
         Acknowledging stops escalation by the acknowledgement timeout (the deadline still escalates).
+        An assignment to another crew tells that crew's on-call person, unless the alert's notifications
+        are held or it has not notified anyone yet (the group wait will, and to the new crew).
         """
         event = AlertEvent(event)
         if event is AlertEvent.AUTO_RESOLVE:
@@ -675,6 +680,19 @@ class AlertPolicy:
         batch = _Batch([alert], self.config.incidents)
         if event is AlertEvent.REOPEN:
             self._reopen(batch, alert, at_ms, note or f"reopened by {actor}", actor)
+            return batch.changes()
+        if event is AlertEvent.ASSIGN:
+            if not crew:
+                raise IllegalTransition(alert.id, alert.state.value, "assigned to no crew")
+            what = f"assigned to {crew} (was {alert.crew or 'no crew'})"
+            text = f"{what}: {note}" if note else what
+            updated, transition = step(replace(alert, crew=crew), event, actor, at_ms, text)
+            batch.put(updated, transition)
+            if crew != alert.crew and updated.escalation != NOT_NOTIFIED and not self._held(updated, at_ms):
+                people = self.contacts.recipients(updated, 0, at_ms, self.calendar)
+                headline = f"ASSIGNED to your crew by {self.contacts.name(actor)}"
+                assigned_id = f"{alert.id}:assigned:{crew}:{at_ms}"
+                self._notify(batch, updated, assigned_id, NotificationKind.OPENED, people, at_ms, headline)
             return batch.changes()
         updated, transition = step(alert, event, actor, at_ms, note)
         batch.put(updated, transition)

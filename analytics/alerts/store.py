@@ -511,13 +511,20 @@ class AlertStore:
         district: str | None = None,
         overdue_at_ms: int | None = None,
         limit: int = 100,
+        after: tuple[int, str] | None = None,
     ) -> builtins.list[Alert]:
         """Alerts matching every filter given, by deadline (the most urgent first).
 
-        ``overdue_at_ms``: only live alerts whose deadline passed before that time.
+        ``overdue_at_ms``: only live alerts whose deadline passed before that time. ``after``: the
+        (deadline_ms, id) of the last alert of the previous page (keyset paging: every page costs the same).
         """
         t = alerts_table
         stmt = sa.select(t).order_by(t.c.deadline_ms, t.c.id).limit(limit)
+        if after is not None:
+            deadline, last_id = after
+            stmt = stmt.where(
+                sa.or_(t.c.deadline_ms > deadline, sa.and_(t.c.deadline_ms == deadline, t.c.id > last_id))
+            )
         if state is not None:
             states = [state] if isinstance(state, AlertState) else builtins.list(state)
             stmt = stmt.where(t.c.state.in_([s.value for s in states]))
@@ -568,6 +575,28 @@ class AlertStore:
                 m = row._mapping
                 stored.append(StoredTransition(m["id"], _transition_from_row(m), _alert_from_row(m, _JOINED)))
         return stored
+
+    def transitions_after(self, row_id: int, limit: int = 200) -> builtins.list[StoredTransition]:
+        """Transitions stored after row ``row_id``, oldest first, each with its alert as it is now: a
+        cursor for readers in other processes (the API's live feed)."""
+        t, a = transitions_table, alerts_table
+        stmt = (
+            sa.select(t, *[c.label(f"{_JOINED}{c.name}") for c in a.columns])
+            .join(a, a.c.id == t.c.alert_id)
+            .where(t.c.id > row_id)
+            .order_by(t.c.id)
+            .limit(limit)
+        )
+        with self._connect("read transitions") as conn:
+            return [
+                StoredTransition(m["id"], _transition_from_row(m), _alert_from_row(m, _JOINED))
+                for m in (row._mapping for row in conn.execute(stmt))
+            ]
+
+    def last_transition_id(self) -> int:
+        """The row id of the newest transition (0 when there is none)."""
+        with self._connect("read transitions") as conn:
+            return int(conn.execute(sa.select(sa.func.max(transitions_table.c.id))).scalar() or 0)
 
     def mark_exported(self, row_ids: Iterable[int], at_ms: int) -> int:
         t = transitions_table

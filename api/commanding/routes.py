@@ -37,6 +37,7 @@ from api.commanding.model import (
     TargetKind,
 )
 from api.commanding.service import CommandDesk
+from api.problems import Problem
 from devices.commands import MAX_PUMP, Action, Dim, Order, Override, PumpRun, Switch
 
 MAX_HOLD_S = 7 * 86_400  # an override or hand mode longer than a week is a plan, not a command
@@ -170,10 +171,6 @@ class CommandSummaryOut(BaseModel):
 
 class CommandOut(CommandSummaryOut):
     devices: list[DeviceCommandOut]
-
-
-class Problem(BaseModel):
-    detail: str
 
 
 _ERRORS: dict[int | str, dict[str, object]] = {
