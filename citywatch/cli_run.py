@@ -185,6 +185,8 @@ def _print_where_to_look(
     console.print(f'  rates         {influx_cli} -execute "{rates}"')
     console.print("  alerts        citywatch alerts list | show ID | ack ID --who NAME | resolve ID ...")
     console.print("  bulletin      citywatch report monthly | weekly")
+    console.print("  commission    citywatch sim serial (prints a pty), then citywatch commission /dev/pts/N")
+    console.print("  dashboards    citywatch dashboards push --grafana-url URL --token TOKEN")
     if mail is not None:
         console.print(f"  crews' mail   {mail.directory} (Maildir; SMTP sink on 127.0.0.1:{mail.port})")
     if sim is not None:
