@@ -60,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics import RuleConfigError
-from analytics.engine import TickContext
+from analytics.engine import KpiTable, TickContext
 from analytics.findings import Conditions, RuleInfo
 from analytics.seasonal import nanmedian_rows
 from analytics.state import NEVER, Batch, LiveState
@@ -192,6 +192,9 @@ class BridgeRules:
     jump_sigmas: float = 4.0  # CHOICE: a jump reading is also this many residual sigmas below 0
     jump_readings: int = 3  # CHOICE: consecutive jump readings that raise a finding
     learn_while_healthy: bool = True
+    # CHOICE: the compensated residual goes to the bridge_modal series this often (data time), so the
+    # screens show it between alarm level changes; a few hundred nodes every 5 min is a few KB.
+    record_every_s: float = 300.0
 
     # Trends (DOMAIN s. 3: deflection growth per year, crack growth per day, after temperature correction).
     trend_days: int = 30  # CHOICE: daily means kept per node
@@ -222,6 +225,8 @@ class BridgeRules:
             raise RuleConfigError("need 2 <= trend_min_days <= trend_days <= 400 and min_day_readings >= 1")
         if not (self.deflection_growth_mm_per_year > 0 and self.crack_growth_mm_per_day > 0):
             raise RuleConfigError("trend growth limits must be > 0")
+        if not self.record_every_s > 0:
+            raise RuleConfigError("record_every_s must be > 0")
 
 
 def grade(magnitude: FloatArray, thresholds: FloatArray, held: Int8Array, clear_fraction: float) -> Int8Array:
@@ -302,6 +307,8 @@ class BridgeDetector:
     def __init__(self, topology: Topology, config: BridgeRules | None = None) -> None:
         self.config = c = config or BridgeRules()
         table = topology.table(NODE)
+        self._nodes = table
+        self._next_record_ms = 0
         n = len(table)
         self._in_service = table.in_service
         self._channels = (
@@ -577,7 +584,27 @@ class BridgeDetector:
             out.append(
                 self._where(ctx, rule, self._trend_on[:, k], value, limit, None, self._trend_since[:, k])
             )
+        self._record(ctx)
         return out
+
+    def _record(self, ctx: TickContext) -> None:
+        """``bridge_modal``: every node's temperature-compensated frequency statistics, for the screens:
+        the drop the levels are judged on (%), the drift statistic (EWMA of the residual, %) and mode 1's
+        frequency expected at the current temperature (Hz)."""
+        if ctx.now_ms < self._next_record_ms:
+            return
+        every = round(self.config.record_every_s * 1000)
+        self._next_record_ms = (ctx.now_ms // every + 1) * every
+        rows = np.flatnonzero(~np.isnan(self._drop))
+        if len(rows):
+            fields = {
+                "freq_drop_pct": 100.0 * self._drop[rows].astype(np.float64),
+                "residual_pct": 100.0 * self._ewma[rows].astype(np.float64),
+                "freq_1_expected": self._f1[rows].astype(np.float64),
+            }
+            ctx.records.append(
+                KpiTable("bridge_modal", NODE.value, tuple(self._nodes.id_text(rows)), fields, ctx.now_ms)
+            )
 
     def _where(
         self,

@@ -66,7 +66,7 @@ class KpiTable:
     """One KPI measurement for many scopes, as columns: ``scope_ids[i]`` has ``fields[name][i]``."""
 
     # "kpi" (continuous), "kpi_check" (at each night check time), "kpi_night" (the night's minimum and mean),
-    # or a detector's record series ("bin_collection", "bin_forecast")
+    # or a detector's record series ("bin_collection", "bin_forecast", "bridge_modal")
     measurement: str
     scope: str  # road, road_class, grid_cell, district, city; or a subject kind for records
     scope_ids: tuple[str, ...]

@@ -9,8 +9,9 @@ The bands are the detector's defaults (``analytics.bridge_rules.BridgeRules``: a
 0.75 / 1 / 1.5 for levels 3 / 2 / 1; a node's registry param such as ``crack_limit_mm`` overrides it).
 Crack width and vibration are judged as read; deflection, strain and tilt as the change from the node's
 temperature-corrected baseline, so on those panels the bands are a guide to the raw reading (the sensors
-read zero where they were installed). The compensated frequency drop is the ``bridge_freq_drop``
-finding's value, written when its alarm level changes.
+read zero where they were installed). The compensated frequency drop is the detector's own statistic,
+which it writes every 5 min to ``bridge_modal`` (the drop its levels are judged on, the drift residual and
+mode 1's frequency expected at the current temperature).
 """
 
 from __future__ import annotations
@@ -161,14 +162,14 @@ def _stiffness() -> Section:
             timeseries_panel(
                 "Frequency drop after temperature compensation",
                 f"The detector's drop of the modal frequencies below the node's temperature-compensated "
-                f"baseline, written when its alarm level changes. Bands: level 3 from {drop3:g} %, level 2 "
-                f"from {drop2:g} %, level 1 from {drop1:g} %.",
+                f"baseline (bridge_modal, every 5 min): what the alarm levels are judged on. Bands: level 3 "
+                f"from {drop3:g} %, level 2 from {drop2:g} %, level 1 from {drop1:g} %.",
                 [
                     Query("""
-                        SELECT max("value") AS "drop" FROM "finding"
-                        WHERE "rule" = 'bridge_freq_drop' AND "subject" =~ /^$node$/ AND $timeFilter
-                        GROUP BY time($__interval), "subject" fill(none)
-                    """).alias("$tag_subject")
+                        SELECT max("freq_drop_pct") AS "drop" FROM "bridge_modal"
+                        WHERE "scope_id" =~ /^$node$/ AND $timeFilter
+                        GROUP BY time($__interval), "scope_id" fill(none)
+                    """).alias("$tag_scope_id")
                 ],
                 unit="percent",
                 thresholds=ladder(drop3, drop2, drop1),

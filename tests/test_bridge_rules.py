@@ -379,3 +379,24 @@ def test_inconsistent_settings_are_refused() -> None:
         )
     with pytest.raises(RuleConfigError):
         ChannelLimit(field="temperature", limit=40.0, unit="°C", label="temperature", relative=False)
+
+
+def test_the_compensated_frequency_drop_is_recorded_for_the_screens_every_five_minutes() -> None:
+    n = 2
+    deck, run = Deck(n, seed=3), Run(topology([0.2] * n))
+    ts = reference(run, deck, np.full(n, 12.0))
+    tables = []
+    for _ in range(6):
+        run.feed(ts, deck.readings(np.full(n, 12.0), drop=np.array([0.03, 0.0])), tick=False)
+        tables += [t for t in run.engine.tick(ts).kpis if t.measurement == "bridge_modal"]
+        ts += 20 * 60_000
+    assert len(tables) == 6  # every tick here is 20 min apart: each is due
+    last = tables[-1]
+    assert last.scope == NODE.value and last.scope_ids == ("BRN-01-1", "BRN-01-2")
+    assert last.fields["freq_drop_pct"][0] == pytest.approx(3.0, abs=0.4)
+    assert abs(last.fields["freq_drop_pct"][1]) < 0.5
+    assert last.fields["residual_pct"][0] < -0.5 < last.fields["residual_pct"][1]
+    expected = deck.freq0[:, 0] * frequency_factor(12.0)
+    assert last.fields["freq_1_expected"] == pytest.approx(expected, rel=0.02)
+    again = [t for t in run.engine.tick(ts - 20 * 60_000 + 60_000).kpis if t.measurement == "bridge_modal"]
+    assert again == []  # a minute later: not due yet
