@@ -69,8 +69,8 @@ class FaultLayer:
     def load_positions(self) -> int:
         """Read every asset's position from the registry (a worker thread); returns how many."""
         started = time.perf_counter()
-        with contextlib.closing(self.registry.iter_assets()) as assets:
-            rows = [AssetRow(a.id, a.kind, a.lat, a.lon, a.circuit, a.road, a.grid_cell) for a in assets]
+        with contextlib.closing(self.registry.places()) as places:
+            rows = [AssetRow(*place) for place in places]
         self.positions = positions_from_assets(rows)
         self.ready.set()
         log.info("fault map: %d asset positions in %.1f s", len(rows), time.perf_counter() - started)

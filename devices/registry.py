@@ -51,6 +51,12 @@ assets_table = sa.Table(
     sa.Column("params", sa.Text, nullable=False),  # JSON object
     sa.Column("in_service", sa.Boolean, nullable=False),
 )
+# What the API searches and the crews' views filter by; a scan of a million rows each time otherwise.
+# Created on an existing registry too (create_all skips a table that exists, with its indexes).
+_SEARCH_INDEXES: Final = tuple(
+    sa.Index(f"ix_assets_{column}", assets_table.c[column])
+    for column in ("road", "circuit", "grid_cell", "crew")
+)
 
 
 _DIRECTORY_QUERY: Final = sa.select(
@@ -146,6 +152,8 @@ class Registry:
         try:
             # Schema migrations arrive with a later issue; until then create_all makes the missing tables.
             _metadata.create_all(self._engine)
+            for index in _SEARCH_INDEXES:
+                index.create(self._engine, checkfirst=True)
         except sa.exc.DBAPIError as exc:
             self._engine.dispose()
             raise RegistryError(f"cannot open the registry at {where}: {exc.orig}") from exc
@@ -212,6 +220,23 @@ class Registry:
         with self._connect("read assets") as conn:
             for row in conn.execution_options(yield_per=2000).execute(stmt):
                 yield _asset_from_db(row)
+
+    def places(self) -> Generator[tuple[str, str, float, float, str, str, str], None, None]:
+        """(id, kind, lat, lon, circuit, road, grid cell) of every asset, streamed: the columns a map needs,
+        without building (and validating) an Asset per row, which costs ~7x more at a million assets."""
+        c = assets_table.c
+        stmt = sa.select(c.id, c.kind, c.lat, c.lon, c.circuit, c.road, c.grid_cell).order_by(c.id)
+        with self._connect("read asset places") as conn:
+            for row in conn.execution_options(yield_per=5000).execute(stmt):
+                yield (
+                    row.id,
+                    row.kind,
+                    row.lat,
+                    row.lon,
+                    row.circuit or "",
+                    row.road or "",
+                    row.grid_cell or "",
+                )
 
     def count_by_kind(self) -> dict[str, int]:
         stmt = (
