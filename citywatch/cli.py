@@ -41,6 +41,8 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DE
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)  # a line per request
+    # aiosmtpd (the demo mail sink) logs every connection at INFO
+    logging.getLogger("mail.log").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 if __name__ == "__main__":
