@@ -9,20 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
 
 from api import Unavailable
-from devices.sql import database_url
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: sign-ins and audit writes never wait for a reader, nor a reader for them.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a power cut loses the last commit at most
-    cursor.close()
+from devices.sql import database_url, engine_for
 
 
 def open_engine(url: str) -> tuple[sa.Engine, str]:
@@ -34,11 +25,8 @@ def open_engine(url: str) -> tuple[sa.Engine, str]:
         raise Unavailable(str(exc)) from exc
     where = parsed.render_as_string(hide_password=True)
     try:
-        if parsed.get_backend_name() == "sqlite":
-            engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 15.0})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = sa.create_engine(parsed, pool_pre_ping=True)
+        # a sign-in or audit write waits up to 15 s for another process's write lock
+        engine = engine_for(parsed, sqlite_timeout_s=15.0)
     except ImportError as exc:
         raise Unavailable(f"no driver for {where}: {exc} (pip install 'citywatch[postgres]')") from exc
     return engine, where

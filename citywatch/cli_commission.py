@@ -176,7 +176,7 @@ def _session(
         common.var_dir.mkdir(parents=True, exist_ok=True)
     url = common.registry_sqlalchemy_url()
     try:
-        registry = RegistryBook(stack.enter_context(Registry(url)), url)
+        registry = RegistryBook(stack.enter_context(Registry(url)))
     except (RegistryError, ValueError) as exc:
         raise ServiceUnavailable(
             f"cannot open the asset registry: {exc}", hint="check CITYWATCH_REGISTRY_URL"

@@ -23,7 +23,7 @@ from devices import RegistryError
 from devices.assets import COLUMNS, GATEWAY, TEXT_LIMITS, Asset, AssetError, params_json
 from devices.contract import DeviceRef
 from devices.kinds import DeviceKind
-from devices.sql import database_url
+from devices.sql import database_url, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +114,6 @@ def upsert_statement(dialect: sa.Dialect) -> sa.Insert:
     return insert.on_conflict_do_update(index_elements=[assets_table.c.id], set_=updates)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers (the ingest's directory refresh) never wait for an import, nor an import for them.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # Safe with WAL: a power cut can lose the last commit, never corrupt the file.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 class Registry:
     """The asset registry in a SQLAlchemy database: a SQLite file by default, PostgreSQL accepted."""
 
@@ -134,11 +125,7 @@ class Registry:
         backend = parsed.get_backend_name()
         self._where = where = parsed.render_as_string(hide_password=True)
         try:
-            if backend == "sqlite":
-                self._engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
-                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-            else:
-                self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            self._engine = engine_for(parsed)
         except ImportError as exc:
             raise RegistryError(f"no driver for {where}: {exc} (pip install 'citywatch[postgres]')") from exc
         self._upsert = upsert_statement(self._engine.dialect)
@@ -220,6 +207,14 @@ class Registry:
         with self._connect("read assets") as conn:
             for row in conn.execution_options(yield_per=2000).execute(stmt):
                 yield _asset_from_db(row)
+
+    def in_box(self, kind: str, lat: tuple[float, float], lon: tuple[float, float]) -> list[Asset]:
+        """The assets of ``kind`` inside a latitude and a longitude range: one indexed-kind query, for
+        a new device's neighbours (streaming every asset costs ~5 s per 100k)."""
+        c = assets_table.c
+        stmt = sa.select(assets_table).where(c.kind == kind, c.lat.between(*lat), c.lon.between(*lon))
+        with self._connect("look for assets in a box") as conn:
+            return [_asset_from_db(row) for row in conn.execute(stmt)]
 
     def places(self) -> Generator[tuple[str, str, float, float, str, str, str], None, None]:
         """(id, kind, lat, lon, circuit, road, grid cell) of every asset, streamed: the columns a map needs,

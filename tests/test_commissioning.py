@@ -349,7 +349,7 @@ def run_once(city: City, path: str, reporter: object) -> flow.Progress:
         SerialLink(path) as link,
         BrokerIssuer(city.broker.admin_url) as accounts,
         InfluxV1(InfluxTarget(city.influx.url, city.influx.db)) as influx,
-        contextlib.closing(RegistryBook(city.registry, city.registry_url)) as assets,
+        contextlib.closing(RegistryBook(city.registry)) as assets,
     ):
         runner = Commissioning(
             DeviceClient(link, timeout_s=settings.response_timeout_s, attempts=settings.attempts),

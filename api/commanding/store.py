@@ -31,7 +31,7 @@ from api.commanding.model import (
 from api.commanding.tracker import Progress
 from devices.commands import Order, Route, order_from, order_params
 from devices.kinds import DeviceKind
-from devices.sql import database_url
+from devices.sql import database_url, engine_for
 
 _MS = sa.BigInteger  # epoch milliseconds
 metadata = sa.MetaData()
@@ -143,14 +143,6 @@ def _command(row: sa.Row[Any]) -> DeviceCommand:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: the API's reads never wait for the desk's writes, nor the writes for them.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: a power cut loses the last commit at most
-    cursor.close()
-
-
 class CommandStore:
     """The commands database. A context manager; every method is one transaction."""
 
@@ -161,11 +153,7 @@ class CommandStore:
             raise CommandStoreError(str(exc)) from exc
         self._where = parsed.render_as_string(hide_password=True)
         try:
-            if parsed.get_backend_name() == "sqlite":
-                self._engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
-                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-            else:
-                self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            self._engine = engine_for(parsed)
         except ImportError as exc:
             raise CommandStoreError(f"no driver for {self._where}: {exc}") from exc
         try:
