@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Generator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from types import TracebackType
-from typing import Any, Final, Self
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any, Final
 
 import orjson
 import sqlalchemy as sa
@@ -23,7 +21,7 @@ from devices import RegistryError
 from devices.assets import COLUMNS, GATEWAY, TEXT_LIMITS, Asset, AssetError, params_json
 from devices.contract import DeviceRef
 from devices.kinds import DeviceKind
-from devices.sql import database_url, engine_for
+from devices.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -114,56 +112,21 @@ def upsert_statement(dialect: sa.Dialect) -> sa.Insert:
     return insert.on_conflict_do_update(index_elements=[assets_table.c.id], set_=updates)
 
 
-class Registry:
+class Registry(SqlStore):
     """The asset registry in a SQLAlchemy database: a SQLite file by default, PostgreSQL accepted."""
 
     def __init__(self, url: str) -> None:
-        try:
-            parsed = database_url(url, "the registry")
-        except ValueError as exc:
-            raise RegistryError(str(exc)) from exc
-        backend = parsed.get_backend_name()
-        self._where = where = parsed.render_as_string(hide_password=True)
-        try:
-            self._engine = engine_for(parsed)
-        except ImportError as exc:
-            raise RegistryError(f"no driver for {where}: {exc} (pip install 'citywatch[postgres]')") from exc
+        super().__init__(url, "the registry", RegistryError)
         self._upsert = upsert_statement(self._engine.dialect)
         self._directory: Mapping[str, DeviceRef] = {}
         self._write = self._write_core
-        if backend == "sqlite":
+        if self._engine.dialect.name == "sqlite":
             compiled = self._upsert.compile(dialect=self._engine.dialect, column_keys=list(COLUMNS))
             assert compiled.positiontup == list(COLUMNS), "_sqlite_row gives the values in COLUMNS order"
             self._sqlite_upsert = str(compiled)
             self._write = self._write_sqlite
-        try:
-            # Schema migrations arrive with a later issue; until then create_all makes the missing tables.
-            _metadata.create_all(self._engine)
-            for index in _SEARCH_INDEXES:
-                index.create(self._engine, checkfirst=True)
-        except sa.exc.DBAPIError as exc:
-            self._engine.dispose()
-            raise RegistryError(f"cannot open the registry at {where}: {exc.orig}") from exc
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    @contextmanager
-    def _connect(self, action: str, *, begin: bool = False) -> Iterator[sa.Connection]:
-        """A connection (in a transaction when ``begin``); database errors become RegistryError."""
-        try:
-            with self._engine.begin() if begin else self._engine.connect() as conn:
-                yield conn
-        except sa.exc.DBAPIError as exc:
-            raise RegistryError(f"cannot {action} in the registry at {self._where}: {exc.orig}") from exc
+        # Schema migrations arrive with a later issue; until then create_all makes the missing tables.
+        self._create_tables(_metadata, _SEARCH_INDEXES)
 
     def upsert(self, assets: Iterable[Asset], *, batch_size: int = 5000) -> int:
         """Insert or update assets by id in one transaction; returns how many rows were written."""

@@ -3,7 +3,9 @@ accounts, the command records): SQLite or PostgreSQL, named by a SQLAlchemy URL.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Self
 
 import sqlalchemy as sa
 
@@ -44,3 +46,49 @@ def engine_for(parsed: sa.URL, *, sqlite_timeout_s: float | None = None) -> sa.E
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+class SqlStore:
+    """What CityWatch's SQL stores share: open the URL (an ``error`` naming ``what`` when it cannot be
+    used), create the missing tables, close, and connections whose database errors become ``error``.
+    A context manager."""
+
+    def __init__(self, url: str, what: str, error: type[Exception]) -> None:
+        self._what, self._error = what, error
+        try:
+            parsed = database_url(url, what)
+        except ValueError as exc:
+            raise error(str(exc)) from exc
+        self._where = parsed.render_as_string(hide_password=True)
+        try:
+            self._engine = engine_for(parsed)
+        except ImportError as exc:
+            raise error(f"no driver for {self._where}: {exc} (pip install 'citywatch[postgres]')") from exc
+
+    def _create_tables(self, metadata: sa.MetaData, indexes: Iterable[sa.Index] = ()) -> None:
+        """The missing tables, and ``indexes`` also on tables that exist (create_all skips those)."""
+        try:
+            metadata.create_all(self._engine)
+            for index in indexes:
+                index.create(self._engine, checkfirst=True)
+        except sa.exc.DBAPIError as exc:
+            self._engine.dispose()
+            raise self._error(f"cannot open {self._what} at {self._where}: {exc.orig}") from exc
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _connect(self, action: str, *, begin: bool = False) -> Iterator[sa.Connection]:
+        """A connection (in a transaction when ``begin``); database errors become the store's error."""
+        try:
+            with self._engine.begin() if begin else self._engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise self._error(f"cannot {action} in {self._what} at {self._where}: {exc.orig}") from exc

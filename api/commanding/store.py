@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import MappingProxyType, TracebackType
-from typing import Any, Final, Self
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, Final
 
 import orjson
 import sqlalchemy as sa
@@ -31,7 +30,7 @@ from api.commanding.model import (
 from api.commanding.tracker import Progress
 from devices.commands import Order, Route, order_from, order_params
 from devices.kinds import DeviceKind
-from devices.sql import database_url, engine_for
+from devices.sql import SqlStore
 
 _MS = sa.BigInteger  # epoch milliseconds
 metadata = sa.MetaData()
@@ -143,45 +142,12 @@ def _command(row: sa.Row[Any]) -> DeviceCommand:
     )
 
 
-class CommandStore:
+class CommandStore(SqlStore):
     """The commands database. A context manager; every method is one transaction."""
 
     def __init__(self, url: str) -> None:
-        try:
-            parsed = database_url(url, "the command store")
-        except ValueError as exc:
-            raise CommandStoreError(str(exc)) from exc
-        self._where = parsed.render_as_string(hide_password=True)
-        try:
-            self._engine = engine_for(parsed)
-        except ImportError as exc:
-            raise CommandStoreError(f"no driver for {self._where}: {exc}") from exc
-        try:
-            metadata.create_all(self._engine)
-        except sa.exc.DBAPIError as exc:
-            self._engine.dispose()
-            raise CommandStoreError(f"cannot open the command store at {self._where}: {exc.orig}") from exc
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    @contextmanager
-    def _connect(self, action: str, *, begin: bool = False) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.begin() if begin else self._engine.connect() as conn:
-                yield conn
-        except sa.exc.DBAPIError as exc:
-            raise CommandStoreError(
-                f"cannot {action} in the command store at {self._where}: {exc.orig}"
-            ) from exc
+        super().__init__(url, "the command store", CommandStoreError)
+        self._create_tables(metadata)
 
     def add(self, view: CommandView) -> None:
         """A new request and its device commands."""
