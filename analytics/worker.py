@@ -37,7 +37,6 @@ from typing import Any, Protocol, Self
 import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from analytics.comm import CommDetector
 from analytics.engine import Engine, KpiTable, TickResult
@@ -61,6 +60,7 @@ from devices.broker import BrokerAddress
 from devices.commands import ACK_FILTERS, COMMAND_FILTERS
 from devices.contract import DeviceRef, Limits, Reading, decode
 from devices.kinds import DeviceKind
+from devices.mqtt_client import new_client
 from ingest import InfluxError
 from ingest.influx import InfluxV1
 
@@ -192,18 +192,7 @@ class AnalyticsWorker:
 
     # -- MQTT ---------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        v5 = self.settings.mqtt_protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
-        )
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client = new_client(self.broker, self.settings.client_id, protocol=self.settings.mqtt_protocol)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         return client

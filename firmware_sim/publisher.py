@@ -16,17 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import ssl
 import threading
 import zlib
 from types import TracebackType
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.broker import BrokerAddress
 from devices.commands import COMMAND_FILTERS
+from devices.mqtt_client import new_client
 from firmware_sim import PublishError
 from firmware_sim.payloads import Message
 
@@ -67,19 +66,10 @@ class MqttPublisher:
         self.failed = 0
 
     def _client(self, client_id: str, index: int) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5,
-            userdata=index,  # the callbacks' second argument: which connection
-        )
-        if self.address.username is not None:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        # userdata: the callbacks' second argument says which connection
+        client = new_client(self.address, client_id, userdata=index)
         client.max_inflight_messages_set(min(self.max_inflight, 65535))
         client.max_queued_messages_set(0)  # unbounded in paho: this class bounds it
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

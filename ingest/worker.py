@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices import topics
 from devices.broker import BrokerAddress
 from devices.contract import DeviceRef, Rejection, RejectReason, decode
+from devices.mqtt_client import new_client
 from ingest import IngestError
 from ingest.batching import Batch
 from ingest.deadletter import DeadLetterStore
@@ -179,19 +179,13 @@ class IngestWorker:
 
     # -- MQTT -------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        v5 = self.settings.mqtt_protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
+        client = new_client(
+            self.mqtt_target,
+            self.settings.client_id,
+            protocol=self.settings.mqtt_protocol,
+            persistent=True,
             manual_ack=True,
         )
-        if self.mqtt_target.username:
-            client.username_pw_set(self.mqtt_target.username, self.mqtt_target.password)
-        if self.mqtt_target.tls:
-            client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -45,13 +45,13 @@ from typing import Any, Protocol, Self
 
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from analytics.alerts import AlertConfigError, AlertError, DeliveryError
 from analytics.alerts.digest import DigestConfig, collapse
 from analytics.alerts.model import Alert, Notification, NotificationKind, Severity
 from analytics.alerts.policy import Changes
 from devices.broker import BrokerAddress
+from devices.mqtt_client import new_client
 from devices.topics import ROOT
 from ingest.retry import Backoff
 
@@ -201,17 +201,9 @@ class MqttCourier:
         self._refused: str | None = None
         self._refusals: dict[int, str] = {}  # mid -> the broker's reason (MQTT 5 PUBACK reason code)
         self._lock = threading.Lock()
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"citywatch-alerts-{os.getpid()}",  # two senders must not share one
-            protocol=mqtt.MQTTv5,
-        )
-        if address.username is not None:
-            client.username_pw_set(address.username, address.password)
-        if address.tls:
-            client.tls_set()
+        # two senders must not share one client id
+        client = new_client(address, client_id or f"citywatch-alerts-{os.getpid()}")
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -36,7 +36,6 @@ from types import MappingProxyType
 from typing import Any, Protocol, Self
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -52,6 +51,7 @@ from devices import topics
 from devices.broker import BrokerAddress
 from devices.commands import ACK_FILTERS, CommandRejected, decode_ack, encode_command
 from devices.contract import decode
+from devices.mqtt_client import new_client
 
 log = logging.getLogger(__name__)
 
@@ -239,19 +239,8 @@ class CommandDesk:
 
     # -- MQTT ---------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        v5 = self.settings.mqtt_protocol == "5"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
-        )
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            client.tls_set()
+        client = new_client(self.broker, self.settings.client_id, protocol=self.settings.mqtt_protocol)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
